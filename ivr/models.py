@@ -1,0 +1,507 @@
+"""The data model: calls, citizens, messages and everything that follows them.
+
+`schema.sql` is the reviewed DDL of the same tables; `tests/test_schema.py` proves
+the two agree. Change both (and add an Alembic migration) in one commit.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timezone
+from typing import Annotated, Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+LINES = ("137", "1888")
+CALL_OUTCOMES = (
+    "message_registered",
+    "follow_up",
+    "case_lookup",
+    "guidance",
+    "operator",
+    "dropped",
+    "nuisance",
+    "irrelevant",
+    "failed",
+)
+MESSAGE_KINDS_1888 = ("criticism", "suggestion", "complaint", "appreciation")
+MESSAGE_KINDS = (*MESSAGE_KINDS_1888, "request")
+MESSAGE_SOURCES = ("phone_voice", "operator", "sms")
+MESSAGE_STATUSES = ("new", "screening", "referred", "answered", "closed", "not_referred")
+NOT_REFERRED_REASONS = ("incomplete_message", "incomplete_caller", "duplicate", "irrelevant")
+ROLES = ("operator", "manager", "supervisor", "inspector", "analyst", "admin")
+UNIT_KINDS = ("deputy", "organisation", "district_office", "department")
+CASE_KINDS = ("urban_planning", "article100")
+CASE_STAGES = {
+    "urban_planning": (
+        "received",
+        "site_visit",
+        "fees_calculated",
+        "paid",
+        "permit_issued",
+        "completion_certificate",
+        "rejected",
+    ),
+    "article100": (
+        "violation_reported",
+        "referred_to_commission",
+        "hearing_scheduled",
+        "first_verdict",
+        "appeal",
+        "final_verdict",
+        "executed",
+    ),
+}
+VERDICTS = ("fine", "demolition", "closure")
+RECORDING_PURPOSES = ("message", "reply")
+REMINDER_REASONS = ("dissatisfied", "field_check_failed")
+FEEDBACK_CHANNELS = ("phone", "sms", "web")
+SMS_DIRECTIONS = ("in", "out")
+SMS_STATUSES = ("queued", "sent", "delivered", "failed", "undelivered", "received")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back as an aware datetime."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+intpk = Annotated[int, mapped_column(Integer, primary_key=True)]
+stamp = Annotated[datetime, mapped_column(UTCDateTime, nullable=False, default=utcnow)]
+maybe_stamp = Annotated[datetime | None, mapped_column(UTCDateTime, nullable=True)]
+line_fk = Annotated[str, mapped_column(String(4), ForeignKey("lines.code"), nullable=False)]
+
+
+class Base(DeclarativeBase):
+    """Declarative base with deterministic constraint names."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Line(Base):
+    """A public number: 137 (city problems) or 1888 (the Inspection line)."""
+
+    __tablename__ = "lines"
+    __table_args__ = (CheckConstraint(_in("code", LINES), name="code"),)
+
+    code: Mapped[str] = mapped_column(String(4), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), nullable=False)
+
+
+class Unit(Base):
+    """An executive unit in the city's tree: deputy → organisation or district office."""
+
+    __tablename__ = "units"
+    __table_args__ = (
+        CheckConstraint(_in("kind", UNIT_KINDS), name="kind"),
+        CheckConstraint("district IS NULL OR district BETWEEN 1 AND 22", name="district"),
+        Index(None, "parent_id"),
+    )
+
+    id: Mapped[intpk]
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    code: Mapped[str] = mapped_column(String(40), nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)
+    district: Mapped[int | None] = mapped_column(SmallInteger)
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    created_at: Mapped[stamp]
+
+    parent: Mapped[Unit | None] = relationship(remote_side=lambda: Unit.id)
+
+
+class User(Base):
+    """A person who works in the console: operator, manager, supervisor, ..."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(_in("role", ROLES), name="role"),
+        CheckConstraint("role <> 'manager' OR unit_id IS NOT NULL", name="manager_unit"),
+        Index(None, "unit_id"),
+    )
+
+    id: Mapped[intpk]
+    username: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    full_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    role: Mapped[str] = mapped_column(String(20), nullable=False)
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    phone: Mapped[str | None] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    created_at: Mapped[stamp]
+    last_login_at: Mapped[maybe_stamp]
+
+    unit: Mapped[Unit | None] = relationship()
+
+
+class Citizen(Base):
+    """A caller, known by a normalised phone number (09xxxxxxxxx for Iranian mobiles)."""
+
+    __tablename__ = "citizens"
+
+    id: Mapped[intpk]
+    phone: Mapped[str] = mapped_column(String(16), nullable=False, unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    national_id: Mapped[str | None] = mapped_column(String(10))
+    created_at: Mapped[stamp]
+
+
+class Topic(Base):
+    """What a message is about; carries the deadline for answering it."""
+
+    __tablename__ = "topics"
+    __table_args__ = (CheckConstraint("due_working_days BETWEEN 1 AND 365", name="due_days"),)
+
+    id: Mapped[intpk]
+    code: Mapped[str] = mapped_column(String(40), nullable=False, unique=True)
+    line_code: Mapped[line_fk]
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    menu_key: Mapped[str | None] = mapped_column(String(1))
+    due_working_days: Mapped[int] = mapped_column(SmallInteger, nullable=False, default=7)
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+
+
+class Call(Base):
+    """One phone call on a line, with the keys pressed and how it ended."""
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        CheckConstraint(_in("outcome", CALL_OUTCOMES), name="outcome"),
+        CheckConstraint(_in("driver", ("agi", "twilio")), name="driver"),
+        Index(None, "line_code", "started_at"),
+        Index(None, "citizen_id"),
+        Index(None, "caller_number"),
+    )
+
+    id: Mapped[intpk]
+    line_code: Mapped[line_fk]
+    channel_id: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    driver: Mapped[str] = mapped_column(String(10), nullable=False)
+    caller_number: Mapped[str | None] = mapped_column(String(32))
+    citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizens.id"))
+    started_at: Mapped[stamp]
+    answered_at: Mapped[maybe_stamp]
+    ended_at: Mapped[maybe_stamp]
+    keys: Mapped[str] = mapped_column(String(400), nullable=False, default="")
+    outcome: Mapped[str | None] = mapped_column(String(24))
+    error: Mapped[str | None] = mapped_column(Text)
+
+    citizen: Mapped[Citizen | None] = relationship()
+
+
+class Message(Base):
+    """A citizen's message (1888) or request (137), voice, typed or by SMS."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        CheckConstraint(_in("kind", MESSAGE_KINDS), name="kind"),
+        CheckConstraint(
+            "(line_code = '137' AND kind = 'request') OR (line_code = '1888' AND kind <> 'request')",
+            name="line_kind",
+        ),
+        CheckConstraint(_in("source", MESSAGE_SOURCES), name="source"),
+        CheckConstraint(_in("status", MESSAGE_STATUSES), name="status"),
+        CheckConstraint(_in("not_referred_reason", NOT_REFERRED_REASONS), name="reason"),
+        CheckConstraint(
+            "(status = 'not_referred') = (not_referred_reason IS NOT NULL)", name="status_reason"
+        ),
+        CheckConstraint(
+            "(not_referred_reason = 'duplicate') = (duplicate_of_id IS NOT NULL)",
+            name="duplicate_link",
+        ),
+        CheckConstraint("district IS NULL OR district BETWEEN 1 AND 22", name="district"),
+        Index(None, "status", "created_at"),
+        Index(None, "citizen_id"),
+        Index(None, "unit_id", "status"),
+        Index(None, "call_id"),
+    )
+
+    id: Mapped[intpk]
+    tracking_code: Mapped[str] = mapped_column(String(12), nullable=False, unique=True)
+    line_code: Mapped[line_fk]
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)
+    topic_id: Mapped[int | None] = mapped_column(ForeignKey("topics.id"))
+    district: Mapped[int | None] = mapped_column(SmallInteger)
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizens.id"))
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"))
+    source: Mapped[str] = mapped_column(String(16), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="new")
+    not_referred_reason: Mapped[str | None] = mapped_column(String(24))
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    body: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[str | None] = mapped_column(Text)
+    origin_key: Mapped[str | None] = mapped_column(String(100), unique=True)
+    created_at: Mapped[stamp]
+    updated_at: Mapped[stamp]
+    screened_at: Mapped[maybe_stamp]
+    screened_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    claimed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    claim_expires_at: Mapped[maybe_stamp]
+
+    topic: Mapped[Topic | None] = relationship()
+    unit: Mapped[Unit | None] = relationship()
+    citizen: Mapped[Citizen | None] = relationship()
+    recordings: Mapped[list[Recording]] = relationship(
+        back_populates="message", foreign_keys="Recording.message_id", order_by="Recording.id"
+    )
+    replies: Mapped[list[Reply]] = relationship(back_populates="message", order_by="Reply.id")
+    referrals: Mapped[list[Referral]] = relationship(
+        back_populates="message", order_by="Referral.id"
+    )
+
+
+class Reply(Base):
+    """A manager's answer to a message: spoken (a recording) and/or a written note."""
+
+    __tablename__ = "replies"
+    __table_args__ = (Index(None, "message_id"),)
+
+    id: Mapped[intpk]
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), nullable=False)
+    referral_id: Mapped[int | None] = mapped_column(ForeignKey("referrals.id"))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    text: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[stamp]
+    heard_at: Mapped[maybe_stamp]
+
+    message: Mapped[Message] = relationship(back_populates="replies")
+    recordings: Mapped[list[Recording]] = relationship(
+        back_populates="reply", foreign_keys="Recording.reply_id", order_by="Recording.id"
+    )
+
+
+class Recording(Base):
+    """Stored audio: a caller's voice message or a manager's spoken reply."""
+
+    __tablename__ = "recordings"
+    __table_args__ = (
+        CheckConstraint(_in("purpose", RECORDING_PURPOSES), name="purpose"),
+        CheckConstraint(
+            "(purpose = 'message' AND message_id IS NOT NULL AND reply_id IS NULL)"
+            " OR (purpose = 'reply' AND reply_id IS NOT NULL)",
+            name="owner",
+        ),
+        CheckConstraint("seconds >= 0", name="seconds"),
+        Index(None, "message_id"),
+        Index(None, "reply_id"),
+    )
+
+    id: Mapped[intpk]
+    path: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
+    format: Mapped[str] = mapped_column(String(10), nullable=False)
+    seconds: Mapped[float] = mapped_column(Float, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    size_bytes: Mapped[int] = mapped_column(Integer, nullable=False)
+    purpose: Mapped[str] = mapped_column(String(10), nullable=False)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    reply_id: Mapped[int | None] = mapped_column(ForeignKey("replies.id"))
+    created_at: Mapped[stamp]
+
+    message: Mapped[Message | None] = relationship(
+        back_populates="recordings", foreign_keys=[message_id]
+    )
+    reply: Mapped[Reply | None] = relationship(back_populates="recordings", foreign_keys=[reply_id])
+
+
+class Referral(Base):
+    """A message sent to a unit (and its manager) to be answered by a due date."""
+
+    __tablename__ = "referrals"
+    __table_args__ = (Index(None, "message_id"), Index(None, "unit_id", "closed_at"))
+
+    id: Mapped[intpk]
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), nullable=False)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), nullable=False)
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    referred_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    referred_at: Mapped[stamp]
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    closed_at: Mapped[maybe_stamp]
+    escalated_at: Mapped[maybe_stamp]
+
+    message: Mapped[Message] = relationship(back_populates="referrals")
+    unit: Mapped[Unit] = relationship()
+
+
+class Feedback(Base):
+    """Whether the citizen was satisfied with a reply (phone, SMS or web)."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        CheckConstraint(_in("channel", FEEDBACK_CHANNELS), name="channel"),
+        Index(None, "message_id"),
+        UniqueConstraint("origin_key"),
+    )
+
+    id: Mapped[intpk]
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), nullable=False)
+    reply_id: Mapped[int | None] = mapped_column(ForeignKey("replies.id"))
+    satisfied: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    channel: Mapped[str] = mapped_column(String(8), nullable=False)
+    raw_text: Mapped[str | None] = mapped_column(Text)
+    origin_key: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[stamp]
+
+
+class Reminder(Base):
+    """تذکر: a 137 request re-opened at the same unit; a negative point for that unit."""
+
+    __tablename__ = "reminders"
+    __table_args__ = (
+        CheckConstraint(_in("reason", REMINDER_REASONS), name="reason"),
+        Index(None, "message_id"),
+        Index(None, "unit_id", "created_at"),
+    )
+
+    id: Mapped[intpk]
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), nullable=False)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), nullable=False)
+    reason: Mapped[str] = mapped_column(String(24), nullable=False)
+    feedback_id: Mapped[int | None] = mapped_column(ForeignKey("feedback.id"))
+    created_at: Mapped[stamp]
+    resolved_at: Mapped[maybe_stamp]
+
+
+class UrbanCase(Base):
+    """An urban-planning or Article 100 case, fed by the urban-planning system's CSV."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        UniqueConstraint("case_number", "kind"),
+        CheckConstraint(_in("kind", CASE_KINDS), name="kind"),
+        CheckConstraint(
+            "(kind = 'urban_planning' AND "
+            + _in("stage", CASE_STAGES["urban_planning"])
+            + ") OR (kind = 'article100' AND "
+            + _in("stage", CASE_STAGES["article100"])
+            + ")",
+            name="stage",
+        ),
+        CheckConstraint(_in("verdict", VERDICTS), name="verdict"),
+        CheckConstraint("fine_rials IS NULL OR fine_rials >= 0", name="fine"),
+        CheckConstraint("district IS NULL OR district BETWEEN 1 AND 22", name="district"),
+    )
+
+    id: Mapped[intpk]
+    case_number: Mapped[str] = mapped_column(String(15), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    district: Mapped[int | None] = mapped_column(SmallInteger)
+    stage: Mapped[str] = mapped_column(String(32), nullable=False)
+    next_date: Mapped[date | None] = mapped_column(Date)
+    verdict: Mapped[str | None] = mapped_column(String(12))
+    fine_rials: Mapped[int | None] = mapped_column(BigInteger)
+    updated_on: Mapped[date | None] = mapped_column(Date)
+    imported_at: Mapped[stamp]
+
+
+class Sms(Base):
+    """An SMS sent to or received from a citizen, with its delivery status."""
+
+    __tablename__ = "sms"
+    __table_args__ = (
+        CheckConstraint(_in("direction", SMS_DIRECTIONS), name="direction"),
+        CheckConstraint(_in("status", SMS_STATUSES), name="status"),
+        Index(None, "phone", "created_at"),
+    )
+
+    id: Mapped[intpk]
+    direction: Mapped[str] = mapped_column(String(3), nullable=False)
+    phone: Mapped[str] = mapped_column(String(16), nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(String(12), nullable=False)
+    purpose: Mapped[str | None] = mapped_column(String(24))
+    provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[stamp]
+    updated_at: Mapped[stamp]
+
+
+class AuditEntry(Base):
+    """Who listened to, screened, referred, answered or changed what, and when."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index(None, "object_type", "object_id"), Index(None, "created_at"))
+
+    id: Mapped[intpk]
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    action: Mapped[str] = mapped_column(String(40), nullable=False)
+    object_type: Mapped[str] = mapped_column(String(40), nullable=False)
+    object_id: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str | None] = mapped_column(Text)
+    ip: Mapped[str | None] = mapped_column(String(45))
+    created_at: Mapped[stamp]
+
+
+class WorkingHours(Base):
+    """When the operators' queue is staffed, per weekday (0 = Monday, as Python counts)."""
+
+    __tablename__ = "working_hours"
+    __table_args__ = (
+        CheckConstraint("weekday BETWEEN 0 AND 6", name="weekday"),
+        CheckConstraint("opens < closes", name="range"),
+    )
+
+    weekday: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    opens: Mapped[time] = mapped_column(Time, nullable=False)
+    closes: Mapped[time] = mapped_column(Time, nullable=False)
+
+
+class Holiday(Base):
+    """A day the operators' queue is closed (stored Gregorian, shown Jalali)."""
+
+    __tablename__ = "holidays"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)

@@ -1,0 +1,99 @@
+"""Shared fixtures: settings in a temporary folder, and database sessions on SQLite and PostgreSQL.
+
+Every database test runs twice, once per backend (`db` is parametrised). Each test's
+session lives inside an outer transaction that is rolled back afterwards, so tests
+never see each other's rows. The PostgreSQL backend is the local server used by CI
+(`IVR_TEST_POSTGRES_URL`, default postgresql://postgres@127.0.0.1:5432/test); it is
+never skipped: if it is unreachable the tests fail and say so.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from ivr.config import Settings, load_settings
+from ivr.db import make_engine
+from ivr.migrate import upgrade
+
+POSTGRES_URL = os.environ.get(
+    "IVR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+TEST_SCHEMA = "ivr_test"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: a slower test (still runs in CI)")
+    config.addinivalue_line("markers", "postgres: needs the local PostgreSQL server")
+
+
+@pytest.fixture(scope="session")
+def sqlite_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    path = tmp_path_factory.mktemp("sqlite") / "test.sqlite3"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_engine() -> Iterator[Engine]:
+    admin = make_engine(POSTGRES_URL, poolclass=None)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {TEST_SCHEMA} CASCADE"))
+            conn.execute(text(f"CREATE SCHEMA {TEST_SCHEMA}"))
+    except Exception as exc:  # pragma: no cover - the message is the point
+        pytest.fail(f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc}", pytrace=False)
+    admin.dispose()
+    engine = make_engine(POSTGRES_URL, connect_args={"options": f"-csearch_path={TEST_SCHEMA}"})
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest) -> Engine:
+    """A migrated engine, once per backend."""
+    return request.getfixturevalue(f"{request.param}_engine")
+
+
+@pytest.fixture
+def session_factory(engine: Engine) -> Iterator[sessionmaker[Session]]:
+    """A session factory whose every session joins one outer transaction, rolled back at the end.
+
+    Code under test may commit freely: commits become savepoint releases.
+    """
+    conn = engine.connect()
+    outer = conn.begin()
+    factory = sessionmaker(
+        bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )
+    yield factory
+    outer.rollback()
+    conn.close()
+
+
+@pytest.fixture
+def db(session_factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One session for a test, rolled back afterwards."""
+    session = session_factory()
+    yield session
+    session.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings that keep every file the test makes under its own temporary folder."""
+    return load_settings(
+        {
+            "IVR_VAR_DIR": str(tmp_path / "var"),
+            "IVR_DATA_DIR": str(tmp_path / "data"),
+        },
+        dotenv=False,
+    )
