@@ -1,0 +1,349 @@
+"""The `ivr` command: database, demo data, case import, users, prompts, servers.
+
+Expected errors print one clear line (no traceback) and exit with status 1.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ivr.config import ConfigError, Settings, load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("ivr")
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from sqlalchemy.exc import OperationalError
+
+    from ivr.flow.definition import FlowError
+    from ivr.prompts import CatalogueError, PromptBuildError
+    from ivr.services.cases import CaseImportError
+    from ivr.services.users import UserError
+
+    return (ConfigError, FlowError, CatalogueError, PromptBuildError, CaseImportError, UserError, OperationalError, OSError)
+
+
+def friendly(fn: F) -> F:
+    """Turn expected errors into one line on stderr and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except click.exceptions.Exit:
+            raise
+        except _expected_errors() as exc:
+            from sqlalchemy.exc import OperationalError
+
+            if isinstance(exc, OperationalError):
+                msg = f"database unreachable: {str(exc.orig).strip().splitlines()[0]}"
+            else:
+                msg = str(exc)
+            click.echo(f"ivr: error: {msg}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings = ctx.obj.get("settings") if ctx.obj else None
+    if settings is None:
+        try:
+            settings = load_settings()
+        except ConfigError as exc:
+            click.echo(f"ivr: error: {exc}", err=True)
+            sys.exit(1)
+        ctx.obj["settings"] = settings
+    return settings
+
+
+def _engine(settings: Settings) -> Any:
+    from ivr.db import make_engine
+
+    return make_engine(settings.database_url)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log every call step.")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
+    """Citizen-contact lines 137 and 1888: IVR and call-centre backend."""
+    ctx.ensure_object(dict)
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+# ---- database ---------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.pass_context
+@friendly
+def db_upgrade(ctx: click.Context) -> None:
+    """Bring the database to the current schema."""
+    from ivr.migrate import current, upgrade
+
+    settings = _settings(ctx)
+    engine = _engine(settings)
+    before = current(engine)
+    upgrade(engine)
+    after = current(engine)
+    where = settings.database_url.split("@")[-1]
+    click.echo(f"database {where}: {before or 'empty'} → {after}")
+
+
+# ---- demo and data ----------------------------------------------------------------
+
+
+@main.command()
+@click.option("--calls", default=2000, show_default=True, help="How many demo calls.")
+@click.pass_context
+@friendly
+def demo(ctx: click.Context, calls: int) -> None:
+    """Load a demo city (Tehran's 22 districts, units, users, cases, calls, messages)."""
+    from tqdm import tqdm
+
+    from ivr.db import make_sessionmaker, transaction
+    from ivr.demo import DemoAlreadyLoaded, load_demo
+    from ivr.migrate import upgrade
+
+    settings = _settings(ctx)
+    engine = _engine(settings)
+    upgrade(engine)
+    try:
+        with tqdm(desc="demo city", unit="row", file=sys.stderr, leave=False) as bar:
+            with transaction(make_sessionmaker(engine)) as session:
+                report = load_demo(session, calls=calls, progress=bar.update)
+    except DemoAlreadyLoaded as exc:
+        click.echo(f"ivr: {exc}")
+        return
+    for table, n in report.counts.items():
+        click.echo(f"  {table:<14} {n:>7}")
+    click.echo("\nDemo logins (shown once; change them before real use):")
+    for username, role, password in report.logins:
+        click.echo(f"  {role:<10} {username:<22} {password}")
+
+
+@main.group()
+def cases() -> None:
+    """Urban-planning and Article 100 cases."""
+
+
+@cases.command("import")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+@friendly
+def cases_import(ctx: click.Context, csv_file: Path) -> None:
+    """Import cases from the urban-planning system's CSV feed (UTF-8)."""
+    from tqdm import tqdm
+
+    from ivr.db import make_sessionmaker, transaction
+    from ivr.services.cases import import_cases
+
+    settings = _settings(ctx)
+    factory = make_sessionmaker(_engine(settings))
+    with csv_file.open("r", encoding="utf-8-sig", newline="", errors="strict") as f, tqdm(
+        desc="cases", unit="row", file=sys.stderr
+    ) as bar:
+        with transaction(factory) as session:
+            report = import_cases(session, f, progress=lambda n: bar.update(n - bar.n))
+    for line_no, reason in report.errors:
+        click.echo(f"{csv_file}:{line_no}: {reason}", err=True)
+    click.echo(f"{report.imported} case(s) imported, {len(report.errors)} bad row(s)")
+    if report.errors:
+        sys.exit(1)
+
+
+@main.group()
+def users() -> None:
+    """Console users."""
+
+
+@users.command("add")
+@click.argument("username")
+@click.option("--name", "full_name", required=True, help="Full name as shown in the console.")
+@click.option("--role", required=True, type=click.Choice(["operator", "manager", "supervisor", "inspector", "analyst", "admin"]))
+@click.option("--unit", default=None, help="Unit code (required for managers).")
+@click.password_option(help="Asked for when not given.")
+@click.pass_context
+@friendly
+def users_add(ctx: click.Context, username: str, full_name: str, role: str, unit: str | None, password: str) -> None:
+    """Add a console user."""
+    from ivr.db import make_sessionmaker, transaction
+    from ivr.services.users import add_user
+
+    settings = _settings(ctx)
+    with transaction(make_sessionmaker(_engine(settings))) as session:
+        user = add_user(session, username, full_name, role, unit, password)
+        click.echo(f"user {user.username} ({user.role}) added")
+
+
+# ---- prompts and flow -------------------------------------------------------------
+
+
+@main.group()
+def prompts() -> None:
+    """The Persian prompt catalogue and its audio."""
+
+
+@prompts.command("build")
+@click.option("--force", is_flag=True, help="Regenerate every generated prompt.")
+@click.pass_context
+@friendly
+def prompts_build(ctx: click.Context, force: bool) -> None:
+    """Generate recordings/fa/*.wav from the catalogue (espeak-ng + sox); studio files are kept."""
+    from tqdm import tqdm
+
+    from ivr.prompts import build_prompts
+
+    settings = _settings(ctx)
+    catalogue = settings.prompts_dir / "catalogue.yaml"
+    out = settings.prompts_dir / settings.prompt_language
+    with tqdm(desc="prompts", unit="file", file=sys.stderr, leave=False) as bar:
+        report = build_prompts(catalogue, out, force=force, progress=lambda *_: bar.update(1))
+    click.echo(
+        f"prompts in {out}: {len(report.generated)} generated, {len(report.skipped)} up to date, "
+        f"{len(report.kept_studio)} studio recordings kept"
+    )
+    if report.orphans:
+        click.echo(f"not in the catalogue (left alone): {', '.join(sorted(report.orphans))}")
+
+
+@main.group()
+def flow() -> None:
+    """The call-flow definition."""
+
+
+@flow.command("check")
+@click.pass_context
+@friendly
+def flow_check(ctx: click.Context) -> None:
+    """Check the menus: every target exists and every prompt is in the catalogue."""
+    from ivr.flow.definition import load_flow
+    from ivr.prompts import load_catalogue
+
+    settings = _settings(ctx)
+    definition = load_flow()
+    catalogue = load_catalogue(settings.prompts_dir / "catalogue.yaml")
+    missing = sorted(definition.static_prompts() - set(catalogue))
+    if missing:
+        raise ConfigError(f"prompts used by the flow but missing from the catalogue: {', '.join(missing)}")
+    click.echo(f"flow ok: lines {', '.join(sorted(definition.lines))}, {len(definition.static_prompts())} prompts")
+
+
+# ---- spool and servers ------------------------------------------------------------
+
+
+@main.group()
+def spool() -> None:
+    """Calls waiting on disk while the database was down."""
+
+
+@spool.command("replay")
+@click.pass_context
+@friendly
+def spool_replay(ctx: click.Context) -> None:
+    """Ingest spooled calls and messages into the database."""
+    from ivr.db import make_sessionmaker
+    from ivr.services.spool import Spool
+
+    settings = _settings(ctx)
+    report = Spool(settings.spool_dir).replay(make_sessionmaker(_engine(settings)))
+    click.echo(f"{report.ingested} ingested, {report.waiting} waiting, {len(report.rejected)} rejected")
+    if report.waiting or report.rejected:
+        sys.exit(1)
+
+
+def _ensure_schema(settings: Settings) -> None:
+    from ivr.migrate import current, upgrade
+
+    engine = _engine(settings)
+    if current(engine) is None or engine.dialect.name == "sqlite":
+        upgrade(engine)
+
+
+def _run_until_signal(servers: list[Any], grace: float) -> None:
+    """Serve until SIGINT/SIGTERM, then shut every server down gracefully."""
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
+    for t in threads:
+        t.start()
+    stop.wait()
+    click.echo("shutting down: finishing calls in progress…")
+    for s in servers:
+        s.shutdown(grace)
+
+
+def _agi_server(settings: Settings) -> Any:
+    from ivr.drivers.agi.handler import build_call_handler
+    from ivr.drivers.agi.server import build_agi_server
+
+    return build_agi_server(settings, build_call_handler(settings))
+
+
+@main.group()
+def agi() -> None:
+    """The Asterisk FastAGI server."""
+
+
+@agi.command("serve")
+@click.option("--host", default=None, help="Address to listen on (IVR_AGI_HOST).")
+@click.option("--port", default=None, type=int, help="Port (IVR_AGI_PORT, default 4573).")
+@click.option("--grace", default=30.0, show_default=True, help="Seconds to let calls finish on shutdown.")
+@click.pass_context
+@friendly
+def agi_serve(ctx: click.Context, host: str | None, port: int | None, grace: float) -> None:
+    """Run the FastAGI server for agi://HOST:PORT/1888 and /137."""
+    settings = _settings(ctx)
+    settings = settings.with_(agi_host=host or settings.agi_host, agi_port=port or settings.agi_port)
+    _ensure_schema(settings)
+    server = _agi_server(settings)
+    h, p = server.address
+    click.echo(f"FastAGI: agi://{h}:{p}/1888 and agi://{h}:{p}/137")
+    _run_until_signal([server], grace)
+
+
+@main.command()
+@click.option("--grace", default=30.0, show_default=True, help="Seconds to let calls finish on shutdown.")
+@click.pass_context
+@friendly
+def serve(ctx: click.Context, grace: float) -> None:
+    """Run everything that exists (FastAGI server) and say where each part is."""
+    settings = _settings(ctx)
+    _ensure_schema(settings)
+    server = _agi_server(settings)
+    h, p = server.address
+    click.echo("ivr serve: the citizen-contact lines are up")
+    click.echo(f"  database      {settings.database_url.split('@')[-1]}")
+    click.echo(f"  audio         {settings.data_dir}")
+    click.echo(f"  FastAGI 1888  agi://{h}:{p}/1888")
+    click.echo(f"  FastAGI 137   agi://{h}:{p}/137")
+    click.echo(f"  prompts       {settings.prompts_dir / settings.prompt_language}")
+    click.echo("  Asterisk: see dialplan/README.md. Stop with Ctrl-C.")
+    _run_until_signal([server], grace)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,196 @@
+"""Messages: registering what citizens leave, finding them by tracking code, their status."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ivr.identifiers import (
+    InvalidIdentifier,
+    is_valid_tracking_code,
+    latin_digits,
+    new_tracking_code,
+    normalize_phone,
+)
+from ivr.models import (
+    MESSAGE_KINDS,
+    MESSAGE_KINDS_1888,
+    MESSAGE_SOURCES,
+    Citizen,
+    Message,
+    Recording,
+    Reply,
+    Topic,
+    utcnow,
+)
+from ivr.services.storage import StoredAudio
+
+
+class MessageError(ValueError):
+    """A message that cannot be registered as given."""
+
+
+def citizen_for(session: Session, phone: str | None) -> Citizen | None:
+    """The citizen behind a caller number (created on first contact); None if unknown."""
+    if not phone:
+        return None
+    try:
+        number = normalize_phone(phone)
+    except InvalidIdentifier:
+        return None
+    citizen = session.scalar(select(Citizen).where(Citizen.phone == number))
+    if citizen is None:
+        try:
+            with session.begin_nested():
+                citizen = Citizen(phone=number)
+                session.add(citizen)
+        except IntegrityError:  # another call created it a moment ago
+            citizen = session.scalar(select(Citizen).where(Citizen.phone == number))
+    return citizen
+
+
+def register_message(
+    session: Session,
+    *,
+    line: str,
+    kind: str,
+    source: str,
+    caller: str | None = None,
+    topic_code: str | None = None,
+    district: int | None = None,
+    call_id: int | None = None,
+    body: str | None = None,
+    audio: StoredAudio | None = None,
+    origin_key: str | None = None,
+    tracking_code: str | None = None,
+    created_at: datetime | None = None,
+) -> Message:
+    """Register a message and give it a tracking code.
+
+    Idempotent on `origin_key` (a replayed webhook or spooled call returns the message
+    it already made). A `tracking_code` the caller was already told (spooled while
+    the database was down) is kept unless another message took it meanwhile.
+    """
+    if origin_key:
+        existing = session.scalar(select(Message).where(Message.origin_key == origin_key))
+        if existing is not None:
+            return existing
+    if line not in ("137", "1888"):
+        raise MessageError(f"unknown line {line!r}")
+    if kind not in MESSAGE_KINDS or (line == "1888") != (kind in MESSAGE_KINDS_1888):
+        raise MessageError(f"kind {kind!r} does not belong on line {line}")
+    if source not in MESSAGE_SOURCES:
+        raise MessageError(f"unknown source {source!r}")
+    if district is not None and not 1 <= district <= 22:
+        raise MessageError(f"district must be 1 to 22, got {district}")
+    if audio is None and not (body and body.strip()):
+        raise MessageError("a message needs a recording or a text")
+    topic_id = None
+    unit_id = None
+    if topic_code:
+        topic = session.scalar(select(Topic).where(Topic.code == topic_code))
+        if topic is None:
+            raise MessageError(f"unknown topic {topic_code!r}")
+        topic_id, unit_id = topic.id, topic.unit_id
+    citizen = citizen_for(session, caller)
+    now = created_at or utcnow()
+    code = tracking_code if tracking_code and is_valid_tracking_code(tracking_code) else None
+    for _ in range(20):
+        code = code or new_tracking_code()
+        msg = Message(
+            tracking_code=code,
+            line_code=line,
+            kind=kind,
+            topic_id=topic_id,
+            district=district,
+            unit_id=unit_id,
+            citizen_id=citizen.id if citizen else None,
+            call_id=call_id,
+            source=source,
+            status="new",
+            body=body,
+            origin_key=origin_key,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            with session.begin_nested():
+                session.add(msg)
+                session.flush()
+        except IntegrityError:
+            if origin_key:
+                existing = session.scalar(select(Message).where(Message.origin_key == origin_key))
+                if existing is not None:
+                    return existing
+            code = None  # the code was taken: draw another
+            continue
+        if audio is not None:
+            session.add(
+                Recording(
+                    path=audio.rel_path,
+                    format=audio.format,
+                    seconds=audio.seconds,
+                    sha256=audio.sha256,
+                    size_bytes=audio.size_bytes,
+                    purpose="message",
+                    message_id=msg.id,
+                    created_at=now,
+                )
+            )
+            session.flush()
+        return msg
+    raise MessageError("could not draw a free tracking code")  # pragma: no cover
+
+
+def find_by_tracking_code(session: Session, code: str) -> Message | None:
+    """The message with this tracking code (Persian digits accepted), or None."""
+    code = latin_digits(code.strip())
+    return session.scalar(select(Message).where(Message.tracking_code == code))
+
+
+@dataclass(frozen=True)
+class PhoneStatus:
+    """What the phone follow-up tells a caller about a message."""
+
+    tracking_code: str
+    status: str
+    prompts: tuple[str, ...]
+    reply_id: int | None
+    reply_audio: str | None
+
+
+def latest_reply(message: Message) -> Reply | None:
+    """The newest reply to a message, if any."""
+    return message.replies[-1] if message.replies else None
+
+
+def phone_status(message: Message) -> PhoneStatus:
+    """The status of a message as prompt names for the phone follow-up (key 2)."""
+    from ivr.speech import persian
+
+    prompts: list[str] = [f"status_{message.status}"]
+    referral = message.referrals[-1] if message.referrals else None
+    if message.status in ("referred", "answered", "closed") and referral is not None:
+        unit = referral.unit
+        if unit.kind == "district_office" and unit.district:
+            prompts += ["referred_to_district", *persian.number(unit.district)]
+        else:
+            prompts += ["referred_to_unit", f"unit_{unit.code.replace('-', '_')}"]
+    if message.status == "not_referred" and message.not_referred_reason:
+        prompts.append(f"reason_{message.not_referred_reason}")
+    reply = latest_reply(message)
+    audio = None
+    if reply is not None:
+        for rec in reply.recordings:
+            if rec.format == "wav":
+                audio = rec.path
+    return PhoneStatus(
+        tracking_code=message.tracking_code,
+        status=message.status,
+        prompts=tuple(prompts),
+        reply_id=reply.id if reply else None,
+        reply_audio=audio,
+    )
