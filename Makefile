@@ -1,0 +1,36 @@
+# Two commands for a fresh machine (Debian 12, Python 3.11):
+#   make run    install everything, load the demo city, serve it (SQLite, in-process jobs)
+#   make test   install everything, make sure PostgreSQL is up, run the whole test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+IVR := $(VENV)/bin/ivr
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install system-packages services lint bench
+
+run: install
+	$(IVR) db upgrade
+	$(IVR) prompts build
+	$(IVR) demo
+	$(IVR) serve
+
+test: install services
+	$(VENV)/bin/ruff check ivr web tests benchmarks
+	$(VENV)/bin/pytest
+
+install: system-packages $(STAMP)
+
+system-packages:
+	@bash scripts/system-packages.sh
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+services:
+	@bash scripts/services.sh
+
+bench: install services
+	$(PY) benchmarks/bench_fastagi.py
