@@ -178,7 +178,7 @@ def phone_status(message: Message) -> PhoneStatus:
         if unit.kind == "district_office" and unit.district:
             prompts += ["referred_to_district", *persian.number(unit.district)]
         else:
-            prompts += ["referred_to_unit", f"unit_{unit.code.replace('-', '_')}"]
+            prompts.append("referred_to_unit")
     if message.status == "not_referred" and message.not_referred_reason:
         prompts.append(f"reason_{message.not_referred_reason}")
     reply = latest_reply(message)
