@@ -31,7 +31,7 @@ from ivr.services.calls import CallRecord, save_call
 from ivr.services.feedback import FeedbackError, record_feedback
 from ivr.services.messages import find_by_tracking_code, phone_status, register_message
 from ivr.services.operators import operators_open
-from ivr.services.spool import Spool, ingest
+from ivr.services.spool import Spool
 from ivr.services.storage import AudioError, AudioStore, has_speech
 from ivr.speech import persian
 
@@ -236,7 +236,9 @@ class CallActions:
         """Keep a message left before a hang-up, tidy recordings, and log the call."""
         state = ctx.state
         if state is not None:
-            pending = state.vars.get("pending_recording")
+            # A take still in `incoming` was neither kept (moved to storage) nor discarded:
+            # the caller hung up after speaking, and keeps the message.
+            pending = state.vars.get("pending_recording") or state.vars.get("recording")
             if pending and Path(pending).is_file():
                 ctx.incoming.append(pending)
                 if has_speech(

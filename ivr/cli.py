@@ -297,10 +297,16 @@ def _run_until_signal(servers: list[Any], grace: float) -> None:
 
 
 def _agi_server(settings: Settings) -> Any:
-    from ivr.drivers.agi.handler import build_call_handler
+    """The FastAGI server, with the spool replayed in the background while it runs."""
+    from ivr.calls import build_runner
+    from ivr.drivers.agi.handler import SpoolReplayer, build_call_handler
     from ivr.drivers.agi.server import build_agi_server
 
-    return build_agi_server(settings, build_call_handler(settings))
+    runner = build_runner(settings)
+    replayer = SpoolReplayer(runner)
+    server = build_agi_server(settings, build_call_handler(settings, runner))
+    replayer.start()
+    return server
 
 
 @main.group()

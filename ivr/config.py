@@ -43,7 +43,7 @@ class Settings:
     agi_prompt_prefix: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
 
-    def with_(self, **changes: object) -> "Settings":
+    def with_(self, **changes: object) -> Settings:
         """A copy with some settings changed (tests, CLI options)."""
         return replace(self, **changes)  # type: ignore[arg-type]
 

@@ -7,7 +7,7 @@ import shutil
 import uuid
 import wave
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -84,7 +84,7 @@ class AudioStore:
         seconds = wav_seconds(src) if ext == "wav" else 0.0
         digest = sha256_of(src)
         size = src.stat().st_size
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         rel = f"{now:%Y/%m/%d}/{uuid.uuid4().hex}.{ext}"
         dest = self.root / rel
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,125 @@
+"""A recording is never lost: with the database down, a call's message waits on disk."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ivr.calls import CallActions, CallContext
+from ivr.config import Settings
+from ivr.db import make_engine, make_sessionmaker
+from ivr.identifiers import is_valid_tracking_code
+from ivr.models import Call, Message, Recording, utcnow
+from ivr.services.calls import CallRecord
+from ivr.services.spool import Spool
+from tests.fakes import write_speech_wav
+
+
+@pytest.fixture
+def down_factory() -> Iterator[sessionmaker[Session]]:
+    """Sessions on a PostgreSQL that does not answer (nothing listens on port 1)."""
+    engine = make_engine(
+        "postgresql+psycopg://postgres@127.0.0.1:1/test", connect_args={"connect_timeout": 2}
+    )
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+def _call(channel_id: str = "1700000000.42") -> CallRecord:
+    now = utcnow()
+    return CallRecord(channel_id=channel_id, line="1888", driver="agi", caller="09121234567", started_at=now, answered_at=now)
+
+
+def _leave_message(actions: CallActions, settings: Settings, ctx: CallContext) -> tuple[str, Path]:
+    wav = settings.incoming_dir / f"{ctx.record.channel_id}-1.wav"
+    write_speech_wav(wav, seconds=2.0)
+    code = actions.keep_message({"kind": "complaint", "recording": str(wav)}, ctx)
+    assert code is not None
+    return code, wav
+
+
+def test_spool_database_down_message_kept_on_disk_and_replayed_once(
+    settings: Settings, down_factory: sessionmaker[Session], session_factory: sessionmaker[Session], db: Session
+) -> None:
+    actions = CallActions(down_factory, settings)
+    ctx = CallContext(record=_call())
+    code, wav = _leave_message(actions, settings, ctx)
+    ctx.record.keys, ctx.record.outcome = "13#1", "message_registered"
+    actions.finish(ctx)
+
+    assert is_valid_tracking_code(code)
+    assert not wav.exists()  # moved into storage, not left in incoming
+    spool = Spool(settings.spool_dir)
+    (spooled,) = spool.pending()
+    payload = json.loads(spooled.read_text(encoding="utf-8"))
+    stored = settings.recordings_dir / payload["messages"][0]["audio"]["rel_path"]
+    assert stored.is_file() and stored.stat().st_size > 8000
+
+    report = spool.replay(session_factory)
+    assert (report.ingested, report.waiting, report.rejected) == (1, 0, [])
+    assert spool.pending() == []
+    msg = db.scalar(select(Message).where(Message.tracking_code == code))
+    assert msg is not None and msg.kind == "complaint" and msg.source == "phone_voice"
+    call = db.scalar(select(Call).where(Call.channel_id == "1700000000.42"))
+    assert call is not None and call.outcome == "message_registered" and call.keys == "13#1"
+    assert msg.call_id == call.id
+    rec = db.scalar(select(Recording).where(Recording.message_id == msg.id))
+    assert rec is not None and rec.path == payload["messages"][0]["audio"]["rel_path"]
+
+
+def test_spool_replay_twice_never_duplicates(
+    settings: Settings, down_factory: sessionmaker[Session], session_factory: sessionmaker[Session], db: Session
+) -> None:
+    actions = CallActions(down_factory, settings)
+    ctx = CallContext(record=_call("dup-1"))
+    _leave_message(actions, settings, ctx)
+    actions.finish(ctx)
+    spool = Spool(settings.spool_dir)
+    (path,) = spool.pending()
+    copy = path.read_text(encoding="utf-8")
+    spool.replay(session_factory)
+    (settings.spool_dir / "again.json").write_text(copy, encoding="utf-8")  # a crash before unlink
+    assert spool.replay(session_factory).ingested == 1
+    assert db.scalar(select(func.count()).select_from(Message).where(Message.origin_key == "agi:dup-1:1")) == 1
+    assert db.scalar(select(func.count()).select_from(Call).where(Call.channel_id == "dup-1")) == 1
+
+
+def test_spool_replay_with_database_still_down_keeps_files(
+    settings: Settings, down_factory: sessionmaker[Session]
+) -> None:
+    actions = CallActions(down_factory, settings)
+    ctx = CallContext(record=_call("down-2"))
+    _leave_message(actions, settings, ctx)
+    actions.finish(ctx)
+    spool = Spool(settings.spool_dir)
+    report = spool.replay(down_factory)
+    assert (report.ingested, report.waiting) == (0, 1)
+    assert len(spool.pending()) == 1
+
+
+def test_spool_unusable_file_is_set_aside_not_deleted(
+    settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    spool = Spool(settings.spool_dir)
+    spool.put(_call("bad-3"), [{"line": "1888", "kind": "request", "origin_key": "agi:bad-3:1", "body": "x"}])
+    report = spool.replay(session_factory)
+    assert report.ingested == 0 and len(report.rejected) == 1
+    rejected = settings.spool_dir / "rejected"
+    assert (rejected / report.rejected[0]).is_file()
+    assert "does not belong on line 1888" in (rejected / (report.rejected[0] + ".reason")).read_text()
+
+
+def test_spool_call_log_only_when_database_down(
+    settings: Settings, down_factory: sessionmaker[Session], session_factory: sessionmaker[Session], db: Session
+) -> None:
+    actions = CallActions(down_factory, settings)
+    ctx = CallContext(record=_call("log-4"))
+    ctx.record.outcome = "dropped"
+    actions.finish(ctx)
+    assert Spool(settings.spool_dir).replay(session_factory).ingested == 1
+    call = db.scalar(select(Call).where(Call.channel_id == "log-4"))
+    assert call is not None and call.outcome == "dropped" and call.ended_at is not None
