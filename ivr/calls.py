@@ -74,6 +74,7 @@ class CallActions:
         *,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        """`clock` tells the time for working hours (tests pin it); call times are real."""
         self.factory = factory
         self.settings = settings
         self.store = AudioStore(settings.recordings_dir)
@@ -250,7 +251,7 @@ class CallActions:
                         state.outcome = "message_registered"
             ctx.record.keys = state.keys
             ctx.record.outcome = ctx.record.outcome or state.outcome or "dropped"
-        ctx.record.ended_at = self.clock()
+        ctx.record.ended_at = utcnow()
         for path in ctx.incoming:
             Path(path).unlink(missing_ok=True)  # unused takes; kept ones were moved away
         if ctx.spooled:

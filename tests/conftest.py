@@ -24,7 +24,7 @@ from ivr.migrate import upgrade
 POSTGRES_URL = os.environ.get(
     "IVR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-TEST_SCHEMA = "ivr_test"
+TEST_SCHEMA = f"ivr_test_{os.getpid()}"  # concurrent test runs never share a schema
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -43,7 +43,7 @@ def sqlite_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
 
 @pytest.fixture(scope="session")
 def postgres_engine() -> Iterator[Engine]:
-    admin = make_engine(POSTGRES_URL, poolclass=None)
+    admin = make_engine(POSTGRES_URL)
     try:
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA IF EXISTS {TEST_SCHEMA} CASCADE"))
@@ -55,6 +55,10 @@ def postgres_engine() -> Iterator[Engine]:
     upgrade(engine)
     yield engine
     engine.dispose()
+    admin = make_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {TEST_SCHEMA} CASCADE"))
+    admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

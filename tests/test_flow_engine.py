@@ -220,8 +220,10 @@ def test_engine_followup_invalid_code_gets_one_more_try(engine: Engine) -> None:
     step = engine.on_action(state, ActionResult("invalid"))
     assert step == Play(prompts=("tracking_code_invalid",))
     assert engine.advance(state, Done()) == ReadDigits(prompts=("enter_tracking_code",), max_digits=12, timeout_ms=7000)
-    engine.advance(state, Digits("54321"))
-    engine.on_action(state, ActionResult("invalid"))
+    engine.advance(state, Digits("123456789"))
+    step = engine.on_action(state, ActionResult("unknown"))
+    assert step == Play(prompts=("tracking_code_unknown",))
+    assert isinstance(engine.advance(state, Done()), ReadKey)
     assert state.node == "main"
     assert state.outcome == "follow_up"
 

@@ -54,7 +54,8 @@ def has_speech(path: Path, *, min_speech_ms: int = 300, threshold_dbfs: float = 
     from pydub.silence import detect_nonsilent
 
     try:
-        audio = AudioSegment.from_file(str(path))
+        with path.open("rb") as f:  # pydub leaves files it opens itself unclosed
+            audio = AudioSegment.from_file(f, format=path.suffix.lstrip(".") or None)
     except Exception:  # pydub raises bare exceptions from ffmpeg / wave
         return False
     if len(audio) < min_speech_ms:

@@ -81,3 +81,7 @@ def _default_handler(settings: Settings) -> Callable[[AgiChannel], Any]:
     from ivr.drivers.agi.handler import build_call_handler
 
     return build_call_handler(settings)
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m ivr.drivers.agi.classic`
+    sys.exit(main())
