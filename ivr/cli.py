@@ -296,17 +296,24 @@ def _run_until_signal(servers: list[Any], grace: float) -> None:
         s.shutdown(grace)
 
 
-def _agi_server(settings: Settings) -> Any:
-    """The FastAGI server, with the spool replayed in the background while it runs."""
+def _serve_agi(settings: Settings, grace: float, banner: Callable[[str], list[str]]) -> None:
+    """Run the FastAGI server (spool replayed in the background) until a signal."""
     from ivr.calls import build_runner
     from ivr.drivers.agi.handler import SpoolReplayer, build_call_handler
     from ivr.drivers.agi.server import build_agi_server
 
+    _ensure_schema(settings)
     runner = build_runner(settings)
-    replayer = SpoolReplayer(runner)
     server = build_agi_server(settings, build_call_handler(settings, runner))
+    replayer = SpoolReplayer(runner)
     replayer.start()
-    return server
+    h, p = server.address
+    for line in banner(f"agi://{h}:{p}"):
+        click.echo(line)
+    try:
+        _run_until_signal([server], grace)
+    finally:
+        replayer.stop()
 
 
 @main.group()
@@ -324,11 +331,7 @@ def agi_serve(ctx: click.Context, host: str | None, port: int | None, grace: flo
     """Run the FastAGI server for agi://HOST:PORT/1888 and /137."""
     settings = _settings(ctx)
     settings = settings.with_(agi_host=host or settings.agi_host, agi_port=port or settings.agi_port)
-    _ensure_schema(settings)
-    server = _agi_server(settings)
-    h, p = server.address
-    click.echo(f"FastAGI: agi://{h}:{p}/1888 and agi://{h}:{p}/137")
-    _run_until_signal([server], grace)
+    _serve_agi(settings, grace, lambda url: [f"FastAGI: {url}/1888 and {url}/137"])
 
 
 @main.command()
@@ -338,17 +341,19 @@ def agi_serve(ctx: click.Context, host: str | None, port: int | None, grace: flo
 def serve(ctx: click.Context, grace: float) -> None:
     """Run everything that exists (FastAGI server) and say where each part is."""
     settings = _settings(ctx)
-    _ensure_schema(settings)
-    server = _agi_server(settings)
-    h, p = server.address
-    click.echo("ivr serve: the citizen-contact lines are up")
-    click.echo(f"  database      {settings.database_url.split('@')[-1]}")
-    click.echo(f"  audio         {settings.data_dir}")
-    click.echo(f"  FastAGI 1888  agi://{h}:{p}/1888")
-    click.echo(f"  FastAGI 137   agi://{h}:{p}/137")
-    click.echo(f"  prompts       {settings.prompts_dir / settings.prompt_language}")
-    click.echo("  Asterisk: see dialplan/README.md. Stop with Ctrl-C.")
-    _run_until_signal([server], grace)
+    _serve_agi(
+        settings,
+        grace,
+        lambda url: [
+            "ivr serve: the citizen-contact lines are up",
+            f"  database      {settings.database_url.split('@')[-1]}",
+            f"  audio         {settings.data_dir}",
+            f"  FastAGI 1888  {url}/1888",
+            f"  FastAGI 137   {url}/137",
+            f"  prompts       {settings.prompts_dir / settings.prompt_language}",
+            "  Asterisk: see dialplan/README.md. Stop with Ctrl-C.",
+        ],
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,7 +24,7 @@ from ivr.flow.engine import Engine
 from ivr.identifiers import is_valid_tracking_code
 from ivr.models import Call, Feedback, Message, Recording, Reminder, Reply, Topic, Unit, UrbanCase
 from ivr.services.spool import Spool
-from ivr.services.storage import AudioStore
+from ivr.services.storage import AudioStore, StoredAudio
 from ivr.speech import persian
 from tests.fakes import (
     FakeAsteriskCall,
@@ -99,6 +99,21 @@ def call_row(db: Session, fake: FakeAsteriskCall) -> Call:
     return row
 
 
+def answer_by_voice(db: Session, settings: Settings, code: str, text: str) -> tuple[Message, Reply, StoredAudio]:
+    """A manager's spoken reply to the message with `code`, as the console will store it."""
+    msg = db.scalar(select(Message).where(Message.tracking_code == code))
+    assert msg is not None
+    reply = Reply(message_id=msg.id, text=text)
+    db.add(reply)
+    db.flush()
+    stored = AudioStore(settings.recordings_dir).store(write_speech_wav(settings.data_dir / "reply.wav", 1.5))
+    db.add(Recording(path=stored.rel_path, format="wav", seconds=stored.seconds, sha256=stored.sha256,
+                     size_bytes=stored.size_bytes, purpose="reply", reply_id=reply.id))
+    msg.status = "answered"
+    db.commit()
+    return msg, reply, stored
+
+
 def test_journey_1888_complaint_leaves_message_and_hears_code(agi: AgiServer, settings: Settings, db: Session) -> None:
     fake = call(agi, settings, [press("1"), press("3"), speak(3), press("#"), press("1")])
     code = fake.variables["TRACKING_CODE"]
@@ -161,16 +176,7 @@ def test_journey_followup_hears_status_then_reply_and_rates_it(agi: AgiServer, s
     assert "status_new" in second.heard and "satisfaction_question" not in second.heard
     assert call_row(db, second).outcome == "follow_up"
 
-    msg = db.scalar(select(Message).where(Message.tracking_code == code))
-    assert msg is not None
-    reply = Reply(message_id=msg.id, text="رسیدگی شد")
-    db.add(reply)
-    db.flush()
-    stored = AudioStore(settings.recordings_dir).store(write_speech_wav(settings.data_dir / "reply.wav", 2.0))
-    db.add(Recording(path=stored.rel_path, format="wav", seconds=stored.seconds, sha256=stored.sha256,
-                     size_bytes=stored.size_bytes, purpose="reply", reply_id=reply.id))
-    msg.status = "answered"
-    db.commit()
+    msg, reply, stored = answer_by_voice(db, settings, code, "رسیدگی شد")
 
     third = call(agi, settings, [press("2"), type_digits(code + "#"), wait(), wait(), wait(), press("2")])
     reply_file = str(settings.recordings_dir / stored.rel_path).rsplit(".", 1)[0]
@@ -184,16 +190,7 @@ def test_journey_followup_hears_status_then_reply_and_rates_it(agi: AgiServer, s
 def test_journey_137_dissatisfied_caller_reopens_request_at_same_unit(agi: AgiServer, settings: Settings, db: Session, city: dict[str, int]) -> None:
     first = call(agi, settings, [press("1"), press("3"), type_digits("7#"), speak(2), press("#"), press("1")], line="137")
     code = first.variables["TRACKING_CODE"]
-    msg = db.scalar(select(Message).where(Message.tracking_code == code))
-    assert msg is not None
-    reply = Reply(message_id=msg.id, text="لامپ تعویض شد")
-    db.add(reply)
-    db.flush()
-    stored = AudioStore(settings.recordings_dir).store(write_speech_wav(settings.data_dir / "r.wav", 1.5))
-    db.add(Recording(path=stored.rel_path, format="wav", seconds=stored.seconds, sha256=stored.sha256,
-                     size_bytes=stored.size_bytes, purpose="reply", reply_id=reply.id))
-    msg.status = "answered"
-    db.commit()
+    msg, _, _ = answer_by_voice(db, settings, code, "لامپ تعویض شد")
     call(agi, settings, [press("2"), type_digits(code + "#"), wait(), wait(), wait(), press("2")], line="137")
     db.expire_all()
     (reminder,) = db.scalars(select(Reminder).where(Reminder.message_id == msg.id)).all()
