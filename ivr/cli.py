@@ -127,7 +127,7 @@ def demo(ctx: click.Context, calls: int) -> None:
     engine = _engine(settings)
     upgrade(engine)
     try:
-        with tqdm(desc="demo city", unit="row", file=sys.stderr, leave=False) as bar:
+        with tqdm(desc="demo city", unit="row", file=sys.stderr, leave=False, disable=None) as bar:
             with transaction(make_sessionmaker(engine)) as session:
                 report = load_demo(session, calls=calls, progress=bar.update)
     except DemoAlreadyLoaded as exc:
@@ -159,7 +159,7 @@ def cases_import(ctx: click.Context, csv_file: Path) -> None:
     settings = _settings(ctx)
     factory = make_sessionmaker(_engine(settings))
     with csv_file.open("r", encoding="utf-8-sig", newline="", errors="strict") as f, tqdm(
-        desc="cases", unit="row", file=sys.stderr
+        desc="cases", unit="row", file=sys.stderr, disable=None
     ) as bar:
         with transaction(factory) as session:
             report = import_cases(session, f, progress=lambda n: bar.update(n - bar.n))
@@ -215,7 +215,7 @@ def prompts_build(ctx: click.Context, force: bool) -> None:
     settings = _settings(ctx)
     catalogue = settings.prompts_dir / "catalogue.yaml"
     out = settings.prompts_dir / settings.prompt_language
-    with tqdm(desc="prompts", unit="file", file=sys.stderr, leave=False) as bar:
+    with tqdm(desc="prompts", unit="file", file=sys.stderr, leave=False, disable=None) as bar:
         report = build_prompts(catalogue, out, force=force, progress=lambda *_: bar.update(1))
     click.echo(
         f"prompts in {out}: {len(report.generated)} generated, {len(report.skipped)} up to date, "
