@@ -296,24 +296,36 @@ def _run_until_signal(servers: list[Any], grace: float) -> None:
         s.shutdown(grace)
 
 
-def _serve_agi(settings: Settings, grace: float, banner: Callable[[str], list[str]]) -> None:
-    """Run the FastAGI server (spool replayed in the background) until a signal."""
+def _serve(settings: Settings, grace: float, banner: Callable[..., list[str]], *, agi: bool, web: bool) -> None:
+    """Run the FastAGI server (spool replayed in the background) and/or the web app until a signal."""
     from ivr.calls import build_runner
     from ivr.drivers.agi.handler import SpoolReplayer, build_call_handler
     from ivr.drivers.agi.server import build_agi_server
 
     _ensure_schema(settings)
-    runner = build_runner(settings)
-    server = build_agi_server(settings, build_call_handler(settings, runner))
-    replayer = SpoolReplayer(runner)
-    replayer.start()
-    h, p = server.address
-    for line in banner(f"agi://{h}:{p}"):
+    servers: list[Any] = []
+    urls: dict[str, str] = {}
+    replayer = None
+    if agi:
+        runner = build_runner(settings)
+        server = build_agi_server(settings, build_call_handler(settings, runner))
+        replayer = SpoolReplayer(runner)
+        replayer.start()
+        servers.append(server)
+        urls["agi"] = "agi://{}:{}".format(*server.address)
+    if web:
+        from web.server import WebServer
+
+        web_server = WebServer(settings)
+        servers.append(web_server)
+        urls["web"] = "http://{}:{}".format(*web_server.address)
+    for line in banner(**urls):
         click.echo(line)
     try:
-        _run_until_signal([server], grace)
+        _run_until_signal(servers, grace)
     finally:
-        replayer.stop()
+        if replayer is not None:
+            replayer.stop()
 
 
 @main.group()
@@ -331,7 +343,19 @@ def agi_serve(ctx: click.Context, host: str | None, port: int | None, grace: flo
     """Run the FastAGI server for agi://HOST:PORT/1888 and /137."""
     settings = _settings(ctx)
     settings = settings.with_(agi_host=host or settings.agi_host, agi_port=port or settings.agi_port)
-    _serve_agi(settings, grace, lambda url: [f"FastAGI: {url}/1888 and {url}/137"])
+    _serve(settings, grace, lambda agi: [f"FastAGI: {agi}/1888 and {agi}/137"], agi=True, web=False)
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (IVR_WEB_HOST).")
+@click.option("--port", default=None, type=int, help="Port (IVR_WEB_PORT, default 8137).")
+@click.pass_context
+@friendly
+def web(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Run the web application (waitress, a production WSGI server)."""
+    settings = _settings(ctx)
+    settings = settings.with_(web_host=host or settings.web_host, web_port=port or settings.web_port)
+    _serve(settings, 5.0, lambda web: [f"web: {web}/  (health: {web}/healthz)"], agi=False, web=True)
 
 
 @main.command()
@@ -339,20 +363,23 @@ def agi_serve(ctx: click.Context, host: str | None, port: int | None, grace: flo
 @click.pass_context
 @friendly
 def serve(ctx: click.Context, grace: float) -> None:
-    """Run everything that exists (FastAGI server) and say where each part is."""
+    """Run everything that exists (FastAGI server, web app) and say where each part is."""
     settings = _settings(ctx)
-    _serve_agi(
+    _serve(
         settings,
         grace,
-        lambda url: [
+        lambda agi, web: [
             "ivr serve: the citizen-contact lines are up",
             f"  database      {settings.database_url.split('@')[-1]}",
             f"  audio         {settings.data_dir}",
-            f"  FastAGI 1888  {url}/1888",
-            f"  FastAGI 137   {url}/137",
+            f"  FastAGI 1888  {agi}/1888",
+            f"  FastAGI 137   {agi}/137",
+            f"  web health    {web}/healthz",
             f"  prompts       {settings.prompts_dir / settings.prompt_language}",
             "  Asterisk: see dialplan/README.md. Stop with Ctrl-C.",
         ],
+        agi=True,
+        web=True,
     )
 
 
