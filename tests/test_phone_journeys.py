@@ -332,3 +332,18 @@ def test_journey_classic_agi_same_flow_over_pipes(settings: Settings, tmp_path: 
     assert fake.returncode == 0, fake.stderr_text
     assert fake.heard[:3] == ["welcome_137", "menu_case_kind", "enter_case_number"]
     assert "case_not_found" in fake.heard
+
+
+def test_journey_unexpected_error_apologises_hands_to_operator_and_logs_failed(
+    agi: AgiServer, settings: Settings, db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: CallActions, args: dict[str, str], ctx: object) -> None:
+        raise RuntimeError("case index corrupt")
+
+    monkeypatch.setattr(CallActions, "do_lookup_case", broken)
+    fake = call(agi, settings, [press("4"), press("1"), type_digits("12#")])
+    assert fake.heard[-1] == "sorry_technical"
+    assert fake.variables["IVR_NEXT"] == "operator"
+    row = call_row(db, fake)
+    assert row.outcome == "failed" and row.error == "RuntimeError: case index corrupt"
+    assert row.keys == "4112#"
