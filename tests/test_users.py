@@ -1,4 +1,5 @@
 """Adding console users: the rules `ivr users add` enforces, and password hashing."""
+
 from __future__ import annotations
 
 import pytest
@@ -26,7 +27,9 @@ def user_count(db: Session) -> int:
 def test_add_user_manager_with_unit_is_stored_with_hashed_password(
     db: Session, district_7: Unit
 ) -> None:
-    user = add_user(db, "mgr-district-07", " مدیر منطقه ۷ ", "manager", "district-07", GOOD_PASSWORD)
+    user = add_user(
+        db, "mgr-district-07", " مدیر منطقه ۷ ", "manager", "district-07", GOOD_PASSWORD
+    )
 
     stored = db.get(User, user.id)
     assert stored is not None

@@ -6,6 +6,7 @@ every row in Python and writes the good ones in batches with one INSERT … ON C
 re-import updates cases in place. Callers typing a case number on the keypad reach the
 row through `find_case`.
 """
+
 from __future__ import annotations
 
 import csv
@@ -60,7 +61,7 @@ _UPDATED_COLUMNS = (
 
 
 class CaseImportError(Exception):
-    """The feed as a whole cannot be read (not UTF-8 CSV, or a wrong header); nothing is imported."""
+    """The feed cannot be read at all (not UTF-8 CSV, or a wrong header); nothing is imported."""
 
 
 class CaseRow(TypedDict):
@@ -81,7 +82,10 @@ class ImportReport:
     """What an import did: rows read, rows written (inserted or updated), and rejected rows."""
 
     rows_read: int = 0
+    # Every good row counts once, as if applied in file order: a case repeated in the file
+    # is an insert then an update. So rows_read == imported + len(errors), always.
     imported: int = 0
+    # (physical line in the file, header = 1; reason in English)
     errors: list[tuple[int, str]] = field(default_factory=list)
 
     @property
@@ -119,10 +123,8 @@ def upsert_cases(session: Session, rows: Sequence[CaseRow]) -> int:
     stamp = utcnow()
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        arrays: dict[str, Any] = {
-            name: [row[name] for row in unique.values()]  # type: ignore[literal-required]
-            for name in _ROW_COLUMNS
-        }
+        plain: list[dict[str, Any]] = [dict(row) for row in unique.values()]
+        arrays = {name: [row[name] for row in plain] for name in _ROW_COLUMNS}
         session.execute(_postgresql_upsert(), {**arrays, "imported_at": stamp})
     elif dialect == "sqlite":
         session.execute(
@@ -140,7 +142,7 @@ def import_cases(
     progress: Callable[[int], None] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> ImportReport:
-    """Import the urban-planning system's CSV from `stream`: bad rows are reported, good rows upserted.
+    """Import the urban-planning CSV from `stream`: bad rows are reported, good rows upserted.
 
     `progress`, if given, is called after each batch with the number of rows read so far.
     A stream that is not UTF-8 CSV with the expected header raises `CaseImportError` and
@@ -158,9 +160,7 @@ def import_cases(
     return report
 
 
-def _read_batches(
-    stream: TextIO, report: ImportReport, batch_size: int
-) -> Iterator[list[CaseRow]]:
+def _read_batches(stream: TextIO, report: ImportReport, batch_size: int) -> Iterator[list[CaseRow]]:
     """Yield lists of validated rows; count rows and record bad ones in `report` on the way.
 
     The last list may be empty, so a caller's progress always sees the final count.
@@ -229,7 +229,7 @@ def _check_header(header: list[str] | None) -> list[int]:
 
 
 def _validate(fields: list[str]) -> tuple[CaseRow | None, list[str]]:
-    """One row's fields (in CASES_CSV_COLUMNS order) as a CaseRow, or None and every problem found."""
+    """One row's fields (in CASES_CSV_COLUMNS order) as a CaseRow, or None and every problem."""
     # This runs once per row of million-row feeds: ASCII fields skip the digit translation.
     raw_number, raw_kind, raw_district, raw_stage, raw_next, raw_verdict, raw_fine, raw_updated = (
         map(str.strip, fields)

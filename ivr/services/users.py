@@ -3,6 +3,7 @@
 Passwords are hashed with Werkzeug's scrypt (salted, memory-hard); the plain text is
 never stored. `ivr users add` and the demo loader both go through `add_user`.
 """
+
 from __future__ import annotations
 
 import re
@@ -72,7 +73,7 @@ def add_user(
     *,
     phone: str | None = None,
 ) -> User:
-    """Add a console user after checking the rules; the password is stored hashed. Does not commit."""
+    """Add a console user after checking the rules; the password is stored hashed. No commit."""
     unit = _check_new_user(session, username, full_name, role, unit_code, password)
     user = User(
         username=username,
