@@ -115,6 +115,7 @@ CREATE TABLE topics (
 	CONSTRAINT pk_topics PRIMARY KEY (id),
 	CONSTRAINT ck_topics_due_days CHECK (due_working_days BETWEEN 1 AND 365),
 	CONSTRAINT uq_topics_code UNIQUE (code),
+	CONSTRAINT uq_topics_line_code_menu_key UNIQUE (line_code, menu_key),
 	CONSTRAINT fk_topics_line_code_lines FOREIGN KEY(line_code) REFERENCES lines (code),
 	CONSTRAINT fk_topics_unit_id_units FOREIGN KEY(unit_id) REFERENCES units (id)
 );

@@ -199,7 +199,10 @@ class Topic(Base):
     """What a message is about; carries the deadline for answering it."""
 
     __tablename__ = "topics"
-    __table_args__ = (CheckConstraint("due_working_days BETWEEN 1 AND 365", name="due_days"),)
+    __table_args__ = (
+        CheckConstraint("due_working_days BETWEEN 1 AND 365", name="due_days"),
+        UniqueConstraint("line_code", "menu_key"),
+    )
 
     id: Mapped[intpk]
     code: Mapped[str] = mapped_column(String(40), nullable=False, unique=True)

@@ -118,7 +118,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['line_code'], ['lines.code'], name=op.f('fk_topics_line_code_lines')),
     sa.ForeignKeyConstraint(['unit_id'], ['units.id'], name=op.f('fk_topics_unit_id_units')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_topics')),
-    sa.UniqueConstraint('code', name=op.f('uq_topics_code'))
+    sa.UniqueConstraint('code', name=op.f('uq_topics_code')),
+    sa.UniqueConstraint('line_code', 'menu_key', name=op.f('uq_topics_line_code_menu_key'))
     )
     op.create_table('users',
     sa.Column('id', sa.Integer(), nullable=False),
