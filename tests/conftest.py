@@ -101,3 +101,38 @@ def settings(tmp_path: Path) -> Settings:
         },
         dotenv=False,
     )
+
+
+# ---- proof that the PostgreSQL half really ran ----------------------------------------
+
+_postgres = {"passed": 0, "failed": 0, "version": ""}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and "postgres" in report.keywords and not report.skipped:
+        _postgres["passed" if report.passed else "failed"] += 1
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_version(request: pytest.FixtureRequest) -> None:
+    """Remember which server the PostgreSQL tests talked to (asked only if any will run)."""
+    if any("postgres" in item.keywords for item in request.session.items):
+        engine = request.getfixturevalue("postgres_engine")
+        with engine.connect() as conn:
+            _postgres["version"] = conn.execute(text("SELECT version()")).scalar_one().split(",")[0]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
+    ran = _postgres["passed"] + _postgres["failed"]
+    if ran:
+        terminalreporter.write_line(
+            f"PostgreSQL: {_postgres['passed']} passed, {_postgres['failed']} failed against "
+            f"{_postgres['version']} at {POSTGRES_URL.split('@')[-1]}"
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # In CI the PostgreSQL half must run: a run where none of it did is a failure.
+    selected = any("postgres" in item.keywords for item in session.items)
+    if os.environ.get("CI") and selected and _postgres["passed"] == 0 and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
