@@ -16,20 +16,26 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config import Settings
 from ivr.db import make_engine, make_sessionmaker, transaction
 from ivr.flow.definition import load_flow
-from ivr.flow.engine import ActionResult, CallState, End, Engine
-from ivr.flow.steps import ActionRequest, Event, Instruction, Play, Started, Transfer
+from ivr.flow.engine import OUTCOME_RANK, ActionResult, CallState, End, Engine
+from ivr.flow.steps import ActionRequest, Event, Instruction, Play, SetVariable, Started, Transfer
 from ivr.identifiers import is_valid_tracking_code, new_tracking_code
-from ivr.models import utcnow
+from ivr.models import Call, Message, utcnow
 from ivr.services import cases as case_service
 from ivr.services.calls import CallRecord, save_call
 from ivr.services.feedback import FeedbackError, record_feedback
-from ivr.services.messages import find_by_tracking_code, phone_status, register_message
+from ivr.services.messages import (
+    find_by_tracking_code,
+    mark_reply_heard,
+    phone_status,
+    register_message,
+)
 from ivr.services.operators import operators_open
 from ivr.services.spool import Spool
 from ivr.services.storage import AudioError, AudioStore, has_speech
@@ -57,6 +63,10 @@ class CallContext:
     messages: list[dict[str, Any]] = field(default_factory=list)
     spooled: list[dict[str, Any]] = field(default_factory=list)
     incoming: list[str] = field(default_factory=list)
+    earlier_keys: str = ""
+    earlier_outcome: str | None = None
+    earlier_messages: int = 0
+    late_code: str | None = None
 
 
 def recording_ref(rel_path: str) -> str:
@@ -122,7 +132,7 @@ class CallActions:
         except AudioError as exc:
             log.error("call %s: recording lost before storing: %s", ctx.record.channel_id, exc)
             return None
-        n = len(ctx.messages) + len(ctx.spooled) + 1
+        n = ctx.earlier_messages + len(ctx.messages) + len(ctx.spooled) + 1
         spec = {
             "line": args.get("line") or ctx.record.line,
             "kind": args["kind"],
@@ -171,6 +181,8 @@ class CallActions:
                 if msg is None:
                     return ActionResult("unknown")
                 status = phone_status(msg)
+                if status.reply_audio:
+                    mark_reply_heard(s, status.reply_id, self.clock())
         except DB_ERRORS as exc:
             log.error("call %s: lookup failed, database down: %s", ctx.record.channel_id, exc)
             return ActionResult("failed")
@@ -231,7 +243,28 @@ class CallActions:
         ok = raw.isdigit() and 1 <= int(raw) <= 22
         return ActionResult("ok" if ok else "invalid", {"district": str(int(raw)) if ok else ""})
 
-    # ---- the end of a call ----------------------------------------------------------
+    # ---- the start and end of a call ------------------------------------------------
+
+    def begin(self, ctx: CallContext) -> None:
+        """Pick up an earlier session of the same call (back from an unanswered queue).
+
+        The dialplan may run the flow twice on one channel; both sessions share one
+        call row, and message numbering continues so a second message is not taken
+        for a replay of the first.
+        """
+        try:
+            with transaction(self.factory) as s:
+                earlier = s.scalar(select(Call).where(Call.channel_id == ctx.record.channel_id))
+                if earlier is None:
+                    return
+                ctx.earlier_keys, ctx.earlier_outcome = earlier.keys, earlier.outcome
+                ctx.record.started_at = earlier.started_at
+                ctx.earlier_messages = s.scalar(
+                    select(func.count()).select_from(Message).where(Message.call_id == earlier.id)
+                ) or 0
+        except DB_ERRORS as exc:
+            log.warning("call %s: could not look up an earlier session: %s", ctx.record.channel_id, exc)
+
 
     def finish(self, ctx: CallContext) -> None:
         """Keep a message left before a hang-up, tidy recordings, and log the call."""
@@ -247,10 +280,13 @@ class CallActions:
                     min_speech_ms=self.settings.min_speech_ms,
                     threshold_dbfs=self.settings.silence_threshold_dbfs,
                 ) and state.vars.get("kind"):
-                    if self.keep_message({**state.vars, "recording": pending}, ctx):
+                    ctx.late_code = self.keep_message({**state.vars, "recording": pending}, ctx)
+                    if ctx.late_code:
                         state.outcome = "message_registered"
-            ctx.record.keys = state.keys
+            ctx.record.keys = ctx.earlier_keys + state.keys
             ctx.record.outcome = ctx.record.outcome or state.outcome or "dropped"
+        if ctx.earlier_outcome:
+            ctx.record.outcome = stronger_outcome(ctx.earlier_outcome, ctx.record.outcome)
         ctx.record.ended_at = utcnow()
         for path in ctx.incoming:
             Path(path).unlink(missing_ok=True)  # unused takes; kept ones were moved away
@@ -268,6 +304,15 @@ class CallActions:
         """Ingest spooled calls if the database is back (cheap when the spool is empty)."""
         if self.spool.pending():
             self.spool.replay(self.factory)
+
+
+def stronger_outcome(a: str | None, b: str | None) -> str | None:
+    """Of two outcomes of one call, the one that says more (failed and operator-set ones win)."""
+    if a is None or b is None:
+        return a or b
+    if a in OUTCOME_RANK and b in OUTCOME_RANK:
+        return max(a, b, key=OUTCOME_RANK.index)
+    return b if b not in OUTCOME_RANK else a
 
 
 def case_prompts(case: Any, currency: str) -> list[str]:
@@ -300,6 +345,7 @@ class CallRunner:
         """Run one call to its end over `telephone`; always logs it."""
         ctx = CallContext(record=record)
         cid = record.channel_id
+        self.actions.begin(ctx)
         try:
             state, step = self.engine.start(record.line, {"caller": record.caller or ""})
             ctx.state = state
@@ -329,6 +375,12 @@ class CallRunner:
                 self.actions.finish(ctx)
             except Exception:
                 log.exception("call %s: could not be logged", cid)
+            if ctx.late_code:
+                # Kept after the hang-up: the dialplan's hang-up handler still reads it.
+                try:
+                    telephone.perform(SetVariable(name="TRACKING_CODE", value=ctx.late_code))
+                except Exception:
+                    log.warning("call %s: could not set TRACKING_CODE after the hang-up", cid)
         return ctx
 
 

@@ -332,3 +332,15 @@ def test_flow_definition_admin_can_add_a_key_by_data() -> None:
     state, first = engine.start("137")
     assert isinstance(first, ReadKey) and "3" in first.keys
     assert engine.advance(state, Key("3")) == Play(prompts=("goodbye",))
+
+
+def test_engine_digits_filling_the_field_log_no_hash(engine: Engine) -> None:
+    state = at(engine, "137", "district")
+    engine.advance(state, Digits("07"))
+    assert state.keys == "07"
+    state = at(engine, "137", "district")
+    engine.advance(state, Digits("7"))
+    assert state.keys == "7#"
+    state = at(engine, "137", "district")
+    engine.advance(state, Digits("7", timed_out=True))
+    assert state.keys == "7"

@@ -347,3 +347,40 @@ def test_journey_unexpected_error_apologises_hands_to_operator_and_logs_failed(
     row = call_row(db, fake)
     assert row.outcome == "failed" and row.error == "RuntimeError: case index corrupt"
     assert row.keys == "4112#"
+
+
+def test_journey_second_session_after_unanswered_queue_keeps_both_messages(agi: AgiServer, settings: Settings, db: Session) -> None:
+    first = call(agi, settings, [press("1"), press("3"), speak(2), press("#"), press("1")])
+    again = FakeAsteriskCall(
+        [press("1"), press("2"), speak(2), press("#"), press("1")],
+        env={"agi_uniqueid": first.uniqueid, "agi_arg_1": "after_queue"},
+        incoming_root=settings.data_dir,
+        idle_limit=60,
+    )
+    run_fake_call_tcp(*agi.address, again, timeout=20)
+    assert again.heard[0] == "operator_closed_leave_message"
+    codes = {first.variables["TRACKING_CODE"], again.variables["TRACKING_CODE"]}
+    assert len(codes) == 2
+    msgs = db.scalars(select(Message).order_by(Message.id)).all()
+    assert [m.kind for m in msgs] == ["complaint", "suggestion"]
+    assert all(len(m.recordings) == 1 for m in msgs)
+    row = call_row(db, first)
+    assert row.keys == "13#1" + "12#1" and row.outcome == "message_registered"
+    assert {m.call_id for m in msgs} == {row.id}
+
+
+def test_journey_message_kept_after_hangup_still_sets_tracking_code(agi: AgiServer, settings: Settings, db: Session) -> None:
+    fake = call(agi, settings, [press("1"), press("4"), speak(2), hangup()])
+    code = fake.variables.get("TRACKING_CODE")
+    assert code is not None and is_valid_tracking_code(code)
+    assert db.scalar(select(Message).where(Message.tracking_code == code)) is not None
+
+
+def test_journey_reply_played_on_phone_is_marked_heard(agi: AgiServer, settings: Settings, db: Session) -> None:
+    first = call(agi, settings, [press("1"), press("1"), speak(2), press("#"), press("1")])
+    code = first.variables["TRACKING_CODE"]
+    _, reply, _ = answer_by_voice(db, settings, code, "پاسخ")
+    assert reply.heard_at is None
+    call(agi, settings, [press("2"), type_digits(code + "#"), wait(), wait(), wait(), press("1")])
+    db.expire_all()
+    assert db.get(Reply, reply.id).heard_at is not None

@@ -236,7 +236,9 @@ class Engine:
         if not isinstance(event, Digits):
             raise FlowEngineError(f"digits node {node.name!r} got {event!r}")
         typed = event.digits
-        state.keys += typed + ("" if event.timed_out else "#")
+        # `#` ended the input unless it timed out or the digits filled the field.
+        ended_by_hash = not event.timed_out and len(typed) < node.max_digits
+        state.keys += typed + ("#" if ended_by_hash else "")
         if typed.startswith("*"):
             return self._back(state, node)
         typed = typed.replace("*", "")

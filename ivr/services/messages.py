@@ -194,3 +194,12 @@ def phone_status(message: Message) -> PhoneStatus:
         reply_id=reply.id if reply else None,
         reply_audio=audio,
     )
+
+
+def mark_reply_heard(session: Session, reply_id: int | None, when: datetime) -> None:
+    """Note the first time the citizen was played a reply on the phone."""
+    if reply_id is None:
+        return
+    reply = session.get(Reply, reply_id)
+    if reply is not None and reply.heard_at is None:
+        reply.heard_at = when

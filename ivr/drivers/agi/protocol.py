@@ -378,6 +378,11 @@ class AgiChannel(AGI):
             # -1 is both "file missing" and "hung up": the HANGUP line or a 511 will tell.
             if self.hung_up:
                 raise CallerHungUp(f"hung up during {name}")
+            if reply.endpos:
+                # A missing file answers endpos=0; a position means it was playing when the
+                # caller hung up (Asterisk sends the HANGUP line just after this reply).
+                log.info("call %s: prompt %r cut off at sample %d (hang-up)", self.uniqueid, name, reply.endpos)
+                return ""
             log.warning(
                 "call %s: prompt %r not played (missing file, or the caller hung up)", self.uniqueid, name
             )
