@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from ivr.identifiers import new_tracking_code
 from ivr.models import (
+    CASE_STAGES,
     Base,
     Call,
     Citizen,
@@ -610,33 +611,13 @@ class _DemoCity:
     def case_row(self, kind: str, number: str) -> CaseRow:
         rng = self.rng
         if kind == "urban_planning":
-            stage = rng.choices(
-                (
-                    "received",
-                    "site_visit",
-                    "fees_calculated",
-                    "paid",
-                    "permit_issued",
-                    "completion_certificate",
-                    "rejected",
-                ),
-                weights=(14, 18, 16, 14, 20, 12, 6),
-            )[0]
+            # Weights follow CASE_STAGES["urban_planning"] in order.
+            stage = rng.choices(CASE_STAGES["urban_planning"], weights=(14, 18, 16, 14, 20, 12, 6))[0]
             done = stage in ("completion_certificate", "rejected")
             verdict, fine = None, None
         else:
-            stage = rng.choices(
-                (
-                    "violation_reported",
-                    "referred_to_commission",
-                    "hearing_scheduled",
-                    "first_verdict",
-                    "appeal",
-                    "final_verdict",
-                    "executed",
-                ),
-                weights=(12, 16, 20, 14, 12, 16, 10),
-            )[0]
+            # Weights follow CASE_STAGES["article100"] in order.
+            stage = rng.choices(CASE_STAGES["article100"], weights=(12, 16, 20, 14, 12, 16, 10))[0]
             done = stage == "executed"
             verdict, fine = None, None
             if stage in ("first_verdict", "appeal", "final_verdict", "executed"):
