@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config import Settings
@@ -43,7 +44,8 @@ from ivr.speech import persian
 
 log = logging.getLogger(__name__)
 
-DB_ERRORS = (OperationalError,)
+# The database is down, unreachable or saturated: spool or fall back, never lose the call.
+DB_ERRORS = (OperationalError, InterfaceError, PoolTimeout)
 
 
 class Telephone(Protocol):
@@ -345,8 +347,8 @@ class CallRunner:
         """Run one call to its end over `telephone`; always logs it."""
         ctx = CallContext(record=record)
         cid = record.channel_id
-        self.actions.begin(ctx)
         try:
+            self.actions.begin(ctx)
             state, step = self.engine.start(record.line, {"caller": record.caller or ""})
             ctx.state = state
             if start_node:
