@@ -154,6 +154,7 @@ class CallActions:
                         kind=spec["kind"],
                         source="phone_voice",
                         caller=ctx.record.caller,
+                        citizen_id=call.citizen_id,
                         topic_code=spec["topic"],
                         district=int(spec["district"]) if spec["district"] else None,
                         call_id=call.id,
@@ -342,13 +343,19 @@ class CallRunner:
         record: CallRecord,
         *,
         start_node: str | None = None,
+        resume: bool = False,
         on_state: Callable[[CallState], None] | None = None,
     ) -> CallContext:
-        """Run one call to its end over `telephone`; always logs it."""
+        """Run one call to its end over `telephone`; always logs it.
+
+        `resume` continues the call row and message numbering of an earlier session
+        on the same channel (the dialplan re-enters the flow after an unanswered queue).
+        """
         ctx = CallContext(record=record)
         cid = record.channel_id
         try:
-            self.actions.begin(ctx)
+            if resume:  # a later session of a call already logged (back from the queue)
+                self.actions.begin(ctx)
             state, step = self.engine.start(record.line, {"caller": record.caller or ""})
             ctx.state = state
             if start_node:

@@ -59,6 +59,7 @@ def register_message(
     kind: str,
     source: str,
     caller: str | None = None,
+    citizen_id: int | None = None,
     topic_code: str | None = None,
     district: int | None = None,
     call_id: int | None = None,
@@ -95,7 +96,9 @@ def register_message(
         if topic is None:
             raise MessageError(f"unknown topic {topic_code!r}")
         topic_id, unit_id = topic.id, topic.unit_id
-    citizen = citizen_for(session, caller)
+    if citizen_id is None:
+        citizen = citizen_for(session, caller)
+        citizen_id = citizen.id if citizen else None
     now = created_at or utcnow()
     code = tracking_code if tracking_code and is_valid_tracking_code(tracking_code) else None
     for _ in range(20):
@@ -107,7 +110,7 @@ def register_message(
             topic_id=topic_id,
             district=district,
             unit_id=unit_id,
-            citizen_id=citizen.id if citizen else None,
+            citizen_id=citizen_id,
             call_id=call_id,
             source=source,
             status="new",

@@ -75,8 +75,8 @@ def build_call_handler(settings: Settings, runner: CallRunner | None = None) -> 
         now = utcnow()
         record = CallRecord(channel_id=channel_id, line=line, driver="agi", caller=caller, started_at=now, answered_at=now)
         telephone = _RecordingsAsFiles(AgiTelephone(channel, settings, channel_id), settings)
-        start = "operator_closed" if "after_queue" in args else None
-        runner.run(telephone, record, start_node=start)
+        again = "after_queue" in args
+        runner.run(telephone, record, start_node="operator_closed" if again else None, resume=again)
 
     return handle
 
