@@ -218,7 +218,7 @@ class CallActions:
     def do_lookup_case(self, args: dict[str, str], ctx: CallContext) -> ActionResult:
         """Find an urban-planning or Article 100 case and say where it stands."""
         try:
-            with transaction(self.factory) as s:
+            with transaction(self.factory, readonly=True) as s:
                 case = case_service.find_case(s, args.get("kind", ""), args.get("number", ""))
                 if case is None:
                     return ActionResult("unknown")
@@ -234,7 +234,7 @@ class CallActions:
         """Are the operators staffed now? Falls back to the configured hours without a database."""
         now = self.clock()
         try:
-            with transaction(self.factory) as s:
+            with transaction(self.factory, readonly=True) as s:
                 is_open = operators_open(s, now, self.settings.timezone, self.settings.operator_hours)
         except DB_ERRORS:
             is_open = operators_open(None, now, self.settings.timezone, self.settings.operator_hours)

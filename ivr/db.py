@@ -10,6 +10,8 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+READONLY = "ivr_readonly"
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout."""
@@ -32,9 +34,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            # Take the write lock up front: a deferred transaction that later writes fails
-            # at once with "database is locked" instead of waiting for the busy timeout.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the write lock up front: a deferred transaction that later writes
+            # fails at once with "database is locked" instead of waiting for the busy timeout.
+            # Read-only units of work (`transaction(..., readonly=True)`) need no lock in WAL
+            # mode, so they do not queue behind writers.
+            readonly = conn.get_execution_options().get(READONLY)
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
@@ -49,9 +54,14 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any error."""
+def transaction(factory: sessionmaker[Session], *, readonly: bool = False) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on any error.
+
+    `readonly` promises the work only reads; on SQLite it then takes no write lock.
+    """
     session = factory()
+    if readonly:
+        session.connection(execution_options={READONLY: True})
     try:
         yield session
         session.commit()
