@@ -38,16 +38,8 @@ _STAGES = {kind: frozenset(stages) for kind, stages in CASE_STAGES.items()}
 _VERDICTS = frozenset(VERDICTS)
 _KINDS_TEXT = ", ".join(CASE_KINDS)
 _VERDICTS_TEXT = ", ".join(VERDICTS)
-_ROW_COLUMNS = (
-    "case_number",
-    "kind",
-    "district",
-    "stage",
-    "next_date",
-    "verdict",
-    "fine_rials",
-    "updated_on",
-)
+# The table's columns, in the CSV's order (the CSV says updated_at for the column updated_on).
+_ROW_COLUMNS = tuple("updated_on" if c == "updated_at" else c for c in CASES_CSV_COLUMNS)
 # Columns an upsert overwrites; (case_number, kind) is the key and never changes.
 _UPDATED_COLUMNS = (
     "district",
@@ -131,7 +123,7 @@ def upsert_cases(session: Session, rows: Sequence[CaseRow]) -> int:
             _sqlite_upsert(), [{**row, "imported_at": stamp} for row in unique.values()]
         )
     else:  # pragma: no cover - the project supports these two
-        raise NotImplementedError(f"case import does not support the {dialect} database")
+        raise CaseImportError(f"case import supports SQLite and PostgreSQL, not {dialect}")
     return len(unique)
 
 
