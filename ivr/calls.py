@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -69,6 +70,7 @@ class CallContext:
     earlier_outcome: str | None = None
     earlier_messages: int = 0
     late_code: str | None = None
+    registering: Future[str | None] | None = None
 
 
 def recording_ref(rel_path: str) -> str:
@@ -92,6 +94,7 @@ class CallActions:
         self.store = AudioStore(settings.recordings_dir)
         self.spool = Spool(settings.spool_dir)
         self.clock = clock
+        self.workers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="register")
 
     def run(self, req: ActionRequest, ctx: CallContext) -> ActionResult:
         """Run the action named in `req`; unknown names are a definition error."""
@@ -121,8 +124,18 @@ class CallActions:
         return ActionResult("ok")
 
     def do_register_message(self, args: dict[str, str], ctx: CallContext) -> ActionResult:
-        """Store the recording and register the message; spool it if the database is down."""
-        code = self.keep_message(args, ctx)
+        """Start storing the recording and registering the message, in the background.
+
+        The caller hears "your message is registered" meanwhile; `message_code` then
+        collects the tracking code. Whatever happens to the call, `finish` waits for it.
+        """
+        ctx.registering = self.workers.submit(self.keep_message, dict(args), ctx)
+        return ActionResult("started")
+
+    def do_message_code(self, args: dict[str, str], ctx: CallContext) -> ActionResult:
+        """The tracking code of the message being registered (waits for it if need be)."""
+        future, ctx.registering = ctx.registering, None
+        code = future.result() if future is not None else None
         if code is None:
             return ActionResult("failed")
         return ActionResult("ok", {"tracking_code": code})
@@ -271,6 +284,12 @@ class CallActions:
 
     def finish(self, ctx: CallContext) -> None:
         """Keep a message left before a hang-up, tidy recordings, and log the call."""
+        if ctx.registering is not None:  # the caller hung up while it was being registered
+            try:
+                ctx.late_code = ctx.registering.result()
+            except Exception:
+                log.exception("call %s: registering the message failed", ctx.record.channel_id)
+            ctx.registering = None
         state = ctx.state
         if state is not None:
             # A take still in `incoming` was neither kept (moved to storage) nor discarded:

@@ -239,6 +239,7 @@ HANGUP_STEPS = [
     ("while speaking", [press("1"), press("4"), speak(2), hangup()], "message_registered", "14"),
     ("typing a code", [press("2"), hangup()], "dropped", "2"),
     ("case menu", [press("4"), hangup()], "dropped", "4"),
+    ("while told it is registered", [press("1"), press("3"), speak(2), press("#"), press("1"), hangup()], "message_registered", "13#1"),
     ("while hearing the code", [press("1"), press("3"), speak(2), press("#"), press("1"), wait(), hangup()], "message_registered", "13#1"),
 ]
 
@@ -255,6 +256,7 @@ def test_journey_hangup_at_every_step_leaves_closed_call_record(
     assert len(messages) == (1 if outcome == "message_registered" else 0)
     for m in messages:
         assert len(m.recordings) == 1
+        assert fake.variables.get("TRACKING_CODE") == m.tracking_code
     assert list(settings.incoming_dir.glob("*")) == []
 
 
