@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -35,13 +35,11 @@ class Settings:
     web_port: int = 8137
     operator_hours: tuple[time, time] = (time(7, 0), time(19, 0))
     currency: str = "rial"
-    max_record_seconds: int = 120
     min_speech_ms: int = 300
     silence_threshold_dbfs: float = -45.0
     agi_max_calls: int = 2000
     prompt_language: str = "fa"
     agi_prompt_prefix: str = ""
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     def with_(self, **changes: object) -> Settings:
         """A copy with some settings changed (tests, CLI options)."""
@@ -149,10 +147,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         web_port=_int(env, "IVR_WEB_PORT", 8137, 1, 65535),
         operator_hours=_hours(env, "IVR_OPERATOR_HOURS", (time(7, 0), time(19, 0))),
         currency=currency,
-        max_record_seconds=_int(env, "IVR_MAX_RECORD_SECONDS", 120, 5, 600),
         min_speech_ms=_int(env, "IVR_MIN_SPEECH_MS", 300, 0, 10000),
         silence_threshold_dbfs=_float(env, "IVR_SILENCE_THRESHOLD_DBFS", -45.0),
         agi_max_calls=_int(env, "IVR_AGI_MAX_CALLS", 2000, 1, 100000),
         agi_prompt_prefix=env.get("IVR_AGI_PROMPT_PREFIX") or "",
-        extra={k: v for k, v in env.items() if k.startswith("IVR_")},
     )

@@ -27,6 +27,7 @@ from ivr.models import (
     utcnow,
 )
 from ivr.services.storage import StoredAudio
+from ivr.speech import persian
 
 
 class MessageError(ValueError):
@@ -172,8 +173,6 @@ def latest_reply(message: Message) -> Reply | None:
 
 def phone_status(message: Message) -> PhoneStatus:
     """The status of a message as prompt names for the phone follow-up (key 2)."""
-    from ivr.speech import persian
-
     prompts: list[str] = [f"status_{message.status}"]
     referral = message.referrals[-1] if message.referrals else None
     if message.status in ("referred", "answered", "closed") and referral is not None:
