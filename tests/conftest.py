@@ -103,6 +103,32 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
+REDIS_URL = os.environ.get("IVR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_queue(settings: Settings) -> Iterator[Settings]:
+    """Settings pointing at the local Redis with a queue name of this test's own; its keys are deleted after.
+
+    Never skipped: if Redis is unreachable the test fails and says so.
+    """
+    import uuid
+
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    conn = Redis.from_url(REDIS_URL)
+    try:
+        conn.ping()
+    except RedisError as exc:  # pragma: no cover - the message is the point
+        pytest.fail(f"Redis at {REDIS_URL} is not reachable: {exc}", pytrace=False)
+    name = f"ivr-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    yield settings.with_(redis_url=REDIS_URL, queue_name=name)
+    for key in conn.scan_iter(match=f"*{name}*", count=1000):
+        conn.delete(key)
+    conn.close()
+
+
 # ---- proof that the PostgreSQL half really ran ----------------------------------------
 
 _postgres = {"passed": 0, "failed": 0, "version": ""}
