@@ -303,13 +303,17 @@ def _run_until_signal(servers: list[Any], grace: float) -> None:
 def _serve(settings: Settings, grace: float, banner: Callable[..., list[str]], *, agi: bool, web: bool) -> None:
     """Run the FastAGI server (spool replayed in the background) and/or the web app until a signal."""
     from ivr.calls import build_runner
+    from ivr.db import make_sessionmaker
     from ivr.drivers.agi.handler import SpoolReplayer, build_call_handler
     from ivr.drivers.agi.server import build_agi_server
+    from ivr.jobs import build_jobs
 
     _ensure_schema(settings)
     servers: list[Any] = []
     urls: dict[str, str] = {}
     replayer = None
+    session_factory = make_sessionmaker(_engine(settings))
+    jobs = build_jobs(settings, session_factory)
     if agi:
         runner = build_runner(settings)
         server = build_agi_server(settings, build_call_handler(settings, runner))
@@ -318,9 +322,10 @@ def _serve(settings: Settings, grace: float, banner: Callable[..., list[str]], *
         servers.append(server)
         urls["agi"] = "agi://{}:{}".format(*server.address)
     if web:
+        from web import create_app
         from web.server import WebServer
 
-        web_server = WebServer(settings)
+        web_server = WebServer(settings, app=create_app(settings, session_factory=session_factory, jobs=jobs))
         servers.append(web_server)
         urls["web"] = "http://{}:{}".format(*web_server.address)
     for line in banner(**urls):
@@ -330,6 +335,7 @@ def _serve(settings: Settings, grace: float, banner: Callable[..., list[str]], *
     finally:
         if replayer is not None:
             replayer.stop()
+        jobs.close()
 
 
 @main.group()
