@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 IVR := $(VENV)/bin/ivr
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install system-packages services lint bench
+.PHONY: run test install system-packages services lint bench web-assets
 
 run: install
 	$(IVR) db upgrade
@@ -18,7 +18,10 @@ test: install services
 	$(VENV)/bin/ruff check ivr web tests benchmarks
 	$(VENV)/bin/pytest
 
-install: system-packages $(STAMP)
+install: system-packages $(STAMP) web-assets
+
+web-assets:
+	@bash scripts/web-assets.sh
 
 system-packages:
 	@bash scripts/system-packages.sh

@@ -103,6 +103,80 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
+# ---- the web app (flaskr-style fixtures) -----------------------------------------------------
+
+TEST_PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def jobs(settings: Settings, session_factory: sessionmaker[Session]) -> Iterator[object]:
+    """The in-process job queue on the test's database, closed afterwards."""
+    from ivr.jobs import InProcessJobs
+
+    queue = InProcessJobs(settings, session_factory, workers=1)
+    yield queue
+    queue.close(timeout=5)
+
+
+@pytest.fixture
+def app(settings: Settings, session_factory: sessionmaker[Session], jobs: object) -> object:
+    """The web app on the test's database, CSRF on (as in production)."""
+    from web import create_app
+
+    return create_app(settings, session_factory=session_factory, jobs=jobs, config={"TESTING": True})
+
+
+@pytest.fixture
+def client(app: object) -> object:
+    """A test client of `app`."""
+    return app.test_client()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def make_user(session_factory: sessionmaker[Session]) -> object:
+    """`make_user(role, unit_id=None, username=None)` -> (username, password): a console user.
+
+    A manager given no unit gets a new department of their own.
+    """
+    import itertools
+
+    from ivr.models import Unit, User
+    from ivr.services.users import hash_password
+
+    counter = itertools.count(1)
+    hashed = hash_password(TEST_PASSWORD)
+
+    def make(role: str, unit_id: int | None = None, username: str | None = None) -> tuple[str, str]:
+        name = username or f"{role}{next(counter)}"
+        with session_factory() as session:
+            if role == "manager" and unit_id is None:
+                unit = Unit(code=f"unit-{name}", name=f"واحد {name}", kind="department")
+                session.add(unit)
+                session.flush()
+                unit_id = unit.id
+            session.add(User(username=name, full_name=f"کاربر {name}", role=role, unit_id=unit_id, password_hash=hashed))
+            session.commit()
+        return name, TEST_PASSWORD
+
+    return make
+
+
+def csrf_token(client: object, url: str = "/login") -> str:
+    """A valid CSRF token scraped from a page the client can open."""
+    import re
+
+    page = client.get(url).get_data(as_text=True)  # type: ignore[attr-defined]
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+    assert match, f"no CSRF token on {url}"
+    return match.group(1)
+
+
+def login(client: object, username: str, password: str = TEST_PASSWORD) -> object:
+    """Sign `client` in through the real form (CSRF token included)."""
+    token = csrf_token(client, "/login")
+    return client.post("/login", data={"username": username, "password": password, "csrf_token": token})  # type: ignore[attr-defined]
+
+
 REDIS_URL = os.environ.get("IVR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
