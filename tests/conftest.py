@@ -236,3 +236,71 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     selected = any("postgres" in item.keywords for item in session.items)
     if os.environ.get("CI") and selected and _postgres["passed"] == 0 and exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# ---- a real browser against a real server -------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    # A fake microphone (a beeping tone) so MediaRecorder can record a spoken reply.
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+]
+
+
+class LiveServer:
+    """The web app under waitress on a free port, on a database of its own (files, not a rolled-back transaction)."""
+
+    def __init__(self, url: str, session_factory: sessionmaker[Session], settings: Settings, jobs: object) -> None:
+        self.url, self.session_factory, self.settings, self.jobs = url, session_factory, settings, jobs
+
+
+@pytest.fixture
+def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
+    """The app served by waitress in a thread, on a fresh migrated SQLite database (threads need real commits)."""
+    import threading
+
+    from ivr.db import make_sessionmaker
+    from ivr.jobs import InProcessJobs
+    from web import create_app
+    from web.server import WebServer
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'live.sqlite3'}")
+    upgrade(engine)
+    factory = make_sessionmaker(engine)
+    jobs = InProcessJobs(settings, factory, workers=1)
+    app = create_app(settings, session_factory=factory, jobs=jobs)
+    server = WebServer(settings, host="127.0.0.1", port=0, app=app)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    host, port = server.address
+    yield LiveServer(f"http://{host}:{port}", factory, settings, jobs)
+    server.shutdown()
+    thread.join(5)
+    jobs.close(timeout=5)
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Debian's Chromium driven by Playwright (headless, fresh profile, no network beyond localhost)."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():  # pragma: no cover - the message is the point
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium", pytrace=False)
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: object, live_server: LiveServer) -> Iterator[object]:
+    """A new browser page (own cookies, microphone allowed) opening the live server."""
+    context = browser.new_context(base_url=live_server.url, locale="fa-IR")  # type: ignore[attr-defined]
+    context.grant_permissions(["microphone"], origin=live_server.url)
+    pg = context.new_page()
+    pg.set_default_timeout(15000)
+    yield pg
+    context.close()
