@@ -102,6 +102,11 @@ def build_registry() -> JobRegistry:
     registry = JobRegistry()
     registry.add("spool.replay", _replay_spool)
     registry.add("sms.send", sms_send_job)
+    # follow-through (ivr/followthrough)
+    from ivr.followthrough.jobs import followthrough_sweep_job, reply_followup_job
+
+    registry.add("reply.followup", reply_followup_job)
+    registry.add("followthrough.sweep", followthrough_sweep_job)
     return registry
 
 
