@@ -65,7 +65,8 @@ def sweep_overdue(session: Session, jobs: Any, now: datetime | None = None) -> l
                 esc.notified_sms_id = sms.id
             except SmsError as exc:
                 log.warning("escalation %s: manager %s not notified: %s", esc.id, manager.username, exc)
-    session.expire_all()
+    session.flush()
+    session.expire_all()  # the conditional UPDATEs bypassed the identity map
     return made
 
 

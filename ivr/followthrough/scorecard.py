@@ -122,16 +122,16 @@ def unit_scorecard(session: Session, unit_id: int, start: datetime, end: datetim
     ).all()
     by_answer = {bool(satisfied): n for satisfied, n in fb}
     counts = dict(session.execute(
-        select(Message.status == "not_referred", func.count()).where(
+        select(Message.status, func.count()).where(
             Message.unit_id == unit_id, Message.created_at >= start, Message.created_at < end
-        ).group_by(Message.status == "not_referred")
+        ).group_by(Message.status)
     ).all())
     return Scorecard(
         unit_id=unit_id, unit_name=unit.name if unit else "", start=start, end=end,
         received=len(referrals), answered=answered, on_time=on_time, overdue=overdue,
         median_hours=round(median(hours), 1) if hours else None, reminders=reminders,
         feedback=sum(by_answer.values()), satisfied=by_answer.get(True, 0),
-        messages=sum(counts.values()), not_referred=counts.get(True, 0),
+        messages=sum(counts.values()), not_referred=counts.get("not_referred", 0),
     )
 
 
