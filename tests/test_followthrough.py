@@ -473,3 +473,77 @@ def test_call_file_text_uses_the_trunk_pattern(settings: Settings, tmp_path: Pat
     assert text.splitlines()[:2] == ["Channel: SIP/trunk/09120000000", 'CallerID: "1888" <1888>']
     path = write_call_file(tmp_path / "spool", "x.call", text)
     assert path.read_text() == text
+
+
+# ---- settings, the scheduler and the command ------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("IVR_NOTICE_CHANNEL", "fax", "IVR_NOTICE_CHANNEL: expected one of sms, call"),
+    ("IVR_QUIET_HOURS", "late", "IVR_QUIET_HOURS: expected HH:MM-HH:MM"),
+    ("IVR_QUIET_HOURS", "25:00-08:00", "IVR_QUIET_HOURS: not a valid time range"),
+    ("IVR_CALL_CHANNEL", "PJSIP/trunk", "IVR_CALL_CHANNEL: expected a dial string with one {number}"),
+    ("IVR_INSPECTION_SHARE", "1.5", "IVR_INSPECTION_SHARE: expected a share between 0 and 1"),
+    ("IVR_SWEEP_SECONDS", "1", "IVR_SWEEP_SECONDS: must be between 5 and 86400"),
+])
+def test_followthrough_settings_reject_bad_values(name: str, value: str, message: str) -> None:
+    from ivr.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError) as err:
+        load_settings({name: value}, dotenv=False)
+    assert str(err.value).startswith(message)
+
+
+def test_followthrough_settings_are_read(tmp_path: Path) -> None:
+    from ivr.config import load_settings
+
+    s = load_settings({"IVR_NOTICE_CHANNEL": "call", "IVR_QUIET_HOURS": "22:30-07:15", "IVR_INSPECTION_SHARE": "0.3",
+                       "IVR_CALL_SPOOL_DIR": str(tmp_path / "out"), "IVR_SURVEY_DELAY_MINUTES": "30"}, dotenv=False)
+    assert (s.notice_channel, s.quiet_hours, s.inspection_share, s.outgoing_call_dir, s.survey_delay_minutes) == (
+        "call", (time(22, 30), time(7, 15)), 0.3, tmp_path / "out", 30)
+
+
+def test_scheduler_thread_runs_the_sweep_in_process(settings: Settings, session_factory: sessionmaker[Session]) -> None:
+    import time as clock
+
+    from ivr.followthrough.scheduler import PeriodicScheduler
+
+    now = utcnow()
+    with session_factory() as s:
+        unit = make_unit(s, "late")
+        _, ref = make_request(s, unit, referred_at=now - timedelta(days=9), due_at=now - timedelta(hours=1))
+        s.commit()
+        ref_id = ref.id
+    jobs = InProcessJobs(settings, session_factory, workers=1)
+    scheduler = PeriodicScheduler(jobs, 0.3)
+    scheduler.start()
+    try:
+        clock.sleep(1.2)  # several slots (the test's connection is the jobs' too: no polling meanwhile)
+    finally:
+        scheduler.stop()
+        assert jobs.drain(20)
+        jobs.close()
+    with session_factory() as s:
+        assert count(s, Escalation, Escalation.referral_id == ref_id) == 1
+
+
+def test_sweep_command_escalates_and_reports(settings: Settings, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from ivr.cli import main
+    from ivr.db import make_engine, make_sessionmaker
+    from ivr.migrate import upgrade
+
+    settings = settings.with_(database_url=f"sqlite:///{tmp_path / 'cli.sqlite3'}")
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    now = utcnow()
+    with make_sessionmaker(engine)() as s:
+        unit = make_unit(s, "cli")
+        make_request(s, unit, referred_at=now - timedelta(days=9), due_at=now - timedelta(hours=1))
+        s.commit()
+    first = CliRunner().invoke(main, ["followthrough", "sweep"], obj={"settings": settings})
+    second = CliRunner().invoke(main, ["followthrough", "sweep"], obj={"settings": settings})
+    engine.dispose()
+    assert (first.exit_code, first.output) == (0, "1 escalated, 0 surveys sent\n")
+    assert (second.exit_code, second.output) == (0, "0 escalated, 0 surveys sent\n")
