@@ -6,7 +6,8 @@ spoken reply - with Twilio (`IVR_SMS_BACKEND=twilio`) through its Calls API, oth
 Asterisk call file written atomically into `IVR_CALL_SPOOL_DIR` (Asterisk's outgoing spool), which
 dials `IVR_CALL_CHANNEL` and runs the dialplan context `ivr-reply-notice`; Asterisk itself retries
 (`MaxRetries`, `RetryTime`). A reply with no recording (a written note only) falls back to the SMS.
-Every attempt is a `reply_notices` row.
+Every attempt is a `reply_notices` row (`queued`: handed to the SMS queue or the spool; the `sms` row
+then tracks delivery; `sent`: Twilio accepted the call; `failed`: with the error, and the job retries).
 """
 from __future__ import annotations
 
