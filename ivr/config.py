@@ -45,6 +45,25 @@ class Settings:
     job_backoff: tuple[int, ...] = (10, 60, 300)
     secret_key: str = ""
     cookie_secure: bool = False
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    public_base_url: str = ""
+    twilio_numbers: tuple[tuple[str, str], ...] = ()
+    twilio_operator: str = "operator"
+    twilio_api_base: str = ""
+    sms_backend: str = "local"
+
+    def twilio_line_for(self, number: str | None) -> str | None:
+        """The line a Twilio number (`To`) belongs to, from IVR_TWILIO_NUMBERS; None if unknown."""
+        wanted = _e164_key(number or "")
+        return next((line for num, line in self.twilio_numbers if _e164_key(num) == wanted), None)
+
+    def twilio_number_of(self, line: str | None) -> str | None:
+        """The Twilio number of `line` (the first configured one if the line has none)."""
+        for num, num_line in self.twilio_numbers:
+            if num_line == line:
+                return num
+        return self.twilio_numbers[0][0] if self.twilio_numbers else None
 
     def with_(self, **changes: object) -> Settings:
         """A copy with some settings changed (tests, CLI options)."""
@@ -185,6 +204,13 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         job_backoff=_backoff(env, "IVR_JOB_BACKOFF", (10, 60, 300)),
         secret_key=env.get("IVR_SECRET_KEY") or "",
         cookie_secure=_bool(env, "IVR_COOKIE_SECURE", False),
+        twilio_account_sid=(env.get("IVR_TWILIO_ACCOUNT_SID") or "").strip(),
+        twilio_auth_token=(env.get("IVR_TWILIO_AUTH_TOKEN") or "").strip(),
+        public_base_url=_base_url(env, "IVR_PUBLIC_BASE_URL"),
+        twilio_numbers=_twilio_numbers(env, "IVR_TWILIO_NUMBERS"),
+        twilio_operator=(env.get("IVR_TWILIO_OPERATOR") or "operator").strip(),
+        twilio_api_base=_base_url(env, "IVR_TWILIO_API_BASE"),
+        sms_backend=_choice(env, "IVR_SMS_BACKEND", "local", ("local", "twilio")),
     )
 
 
@@ -193,3 +219,35 @@ def _redis_url(env: Mapping[str, str]) -> str:
     if url and not re.match(r"^rediss?://", url):
         raise ConfigError(f"IVR_REDIS_URL: expected a redis:// URL, got {url!r}")
     return url
+
+
+def _e164_key(number: str) -> str:
+    return re.sub(r"[^\d]", "", number)
+
+
+def _base_url(env: Mapping[str, str], name: str) -> str:
+    raw = (env.get(name) or "").strip()
+    if raw and not re.match(r"^https?://[^/\s]+(/\S*)?$", raw):
+        raise ConfigError(f"{name}: expected an http(s):// URL, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _twilio_numbers(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ...]:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return ()
+    pairs = []
+    for part in raw.split(","):
+        number, sep, line = part.strip().partition("=")
+        number, line = number.strip(), line.strip()
+        if not sep or not re.fullmatch(r"\+\d{6,15}", number) or line not in ("137", "1888"):
+            raise ConfigError(f"{name}: expected +NUMBER=LINE pairs (line 137 or 1888) separated by commas, got {part!r}")
+        pairs.append((number, line))
+    return tuple(pairs)
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    raw = (env.get(name) or "").strip().lower() or default
+    if raw not in allowed:
+        raise ConfigError(f"{name}: expected one of {', '.join(allowed)}, got {raw!r}")
+    return raw

@@ -97,8 +97,11 @@ def _replay_spool(ctx: JobContext) -> int:
 
 def build_registry() -> JobRegistry:
     """Every job the system runs, by name."""
+    from ivr.services.sms import sms_send_job
+
     registry = JobRegistry()
     registry.add("spool.replay", _replay_spool)
+    registry.add("sms.send", sms_send_job)
     return registry
 
 
