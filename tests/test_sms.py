@@ -13,18 +13,7 @@ from ivr.jobs import JobContext, build_registry
 from ivr.models import Sms
 from ivr.notify import LocalNotifier, NotifierError, e164
 from ivr.services.sms import SmsError, apply_delivery_report, queue_sms, sms_send_job
-from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilioApi
-
-
-class QueuedJobs:
-    """A job queue stand-in that only records what was queued (the test runs the jobs itself)."""
-
-    def __init__(self) -> None:
-        self.queued: list[tuple[str, str | None, dict[str, Any]]] = []
-
-    def enqueue(self, name: str, *, job_id: str | None = None, delay: float = 0, **payload: Any) -> str:
-        self.queued.append((name, job_id, payload))
-        return job_id or name
+from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilioApi, QueuedJobs
 
 
 @pytest.fixture

@@ -31,6 +31,10 @@ def create_app(
     from web.health import bp as health_bp
 
     app.register_blueprint(health_bp)
+
+    from web.twilio import init_twilio
+
+    init_twilio(app)  # keep last: it exempts its webhooks from CSRF if CSRFProtect is set up
     return app
 
 
