@@ -488,3 +488,76 @@ def test_twilio_prompts_only_by_catalogue_name_and_audio_only_by_signed_token(
         assert (resp.status_code, resp.data) == (200, AudioStore(settings.recordings_dir).path_of(stored.rel_path).read_bytes())
     assert client.get(f"/twilio/audio/{good[:-2]}xx.wav").status_code == 404
     assert client.get(f"/twilio/audio/{tokens.token('../../etc/passwd')}.wav").status_code == 404
+
+
+def test_twilio_followup_plays_the_spoken_reply_by_signed_link_and_stores_feedback(
+    app: Flask, phone: TwilioPhone, jobs: QueuedJobs, fake_api: FakeTwilioApi, twilio_settings: Settings,
+    session_factory: sessionmaker[Session], db: Session, tmp_path: Path,
+) -> None:
+    from ivr.models import Feedback, Reminder
+    from tests.test_phone_journeys import answer_by_voice
+
+    leave_message_over_twilio(phone, jobs, fake_api, twilio_settings, session_factory,
+                              speech_bytes(tmp_path, 2.0), rec_sid(11))
+    phone.hang_up()
+    code = db.scalars(select(Message)).one().tracking_code
+    msg, reply, stored = answer_by_voice(db, twilio_settings, code, "رسیدگی شد")
+
+    second = TwilioPhone(phone.client)
+    second.start()
+    second.press("2")
+    root = second.press(code, finished_on_key="#")
+    names = prompt_order(root)
+    assert names[:2] == ["status_answered", "reply_follows"] and names[3] == "satisfaction_question"
+    token = names[2]
+    assert app.extensions["ivr_twilio"].voice.twiml.tokens.rel_path(token) == stored.rel_path
+    assert stored.rel_path not in (root.find("Gather/Play[3]").text or "")  # never a path in the URL
+    root = second.press("2")
+    assert prompt_order(root) == ["feedback_dissatisfied", "goodbye"]
+    assert [c.tag for c in second.follow()] == ["Hangup"]
+    db.expire_all()
+    (fb,) = db.scalars(select(Feedback)).all()
+    assert (fb.message_id, fb.satisfied, fb.channel, fb.reply_id) == (msg.id, False, "phone", reply.id)
+    assert fb.origin_key == f"twilio:{second.call_sid}:feedback"
+    assert db.scalars(select(Reminder)).all() == []  # 1888
+    call = db.scalars(select(Call).where(Call.channel_id == second.call_sid)).one()
+    assert (call.outcome, call.keys) == ("follow_up", "2" + code + "#2")
+
+
+def test_twilio_webhooks_are_exempt_from_the_consoles_csrf_protection(
+    twilio_settings: Settings, session_factory: sessionmaker[Session], jobs: QueuedJobs
+) -> None:
+    from flask_wtf.csrf import CSRFProtect
+
+    from web.twilio import init_twilio
+
+    app = Flask("console")
+    app.config.update(IVR_SETTINGS=twilio_settings, SECRET_KEY="console-secret")
+    app.extensions["ivr_sessions"], app.extensions["ivr_jobs"] = session_factory, jobs
+    CSRFProtect(app)
+    init_twilio(app)
+    phone = TwilioPhone(app.test_client())
+    assert phone.start()[0].tag == "Gather"
+    assert phone.client.post("/twilio/voice/1888", data=phone.params()).status_code == 403  # still signed-only
+
+
+def test_twilio_unexpected_error_apologises_hands_to_operators_and_logs_failed(
+    phone: TwilioPhone, db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ivr.calls import CallActions
+
+    def broken(self: CallActions, args: dict[str, str], ctx: object) -> None:
+        raise RuntimeError("case index corrupt")
+
+    monkeypatch.setattr(CallActions, "do_lookup_case", broken)
+    phone.start()
+    phone.press("4")
+    phone.press("1")
+    root = phone.press("12", finished_on_key="#")
+    assert [(c.tag, c.text) for c in root] == [("Play", PROMPT + "sorry_technical.wav"), ("Enqueue", "operator")]
+    db.expire_all()
+    row = db.scalars(select(Call)).one()
+    assert (row.outcome, row.error, row.keys) == ("failed", "RuntimeError: case index corrupt", "4112#")
+    assert phone.hang_up().status_code == 204
+    db.expire_all()
+    assert db.scalars(select(Call)).one().outcome == "failed"
