@@ -11,13 +11,17 @@ import base64
 import json
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
+import pytest
+
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+PUBLIC_BASE = "https://ivr.example.org"
 
 
 @dataclass
@@ -144,10 +148,28 @@ class QueuedJobs:
         return results
 
 
+# ---- fixtures shared by the Twilio tests (imported by their modules) ----------------------------------
+
+
+@pytest.fixture(name="fake_api")
+def fake_api_fixture() -> Iterator[FakeTwilioApi]:
+    """The fake Twilio API, serving on a free local port."""
+    api = FakeTwilioApi().start()
+    yield api
+    api.stop()
+
+
+@pytest.fixture(name="twilio_settings")
+def twilio_settings_fixture(settings: Any, fake_api: FakeTwilioApi) -> Any:
+    """Settings for a Twilio deployment whose REST calls go to the fake API."""
+    return settings.with_(
+        twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN, public_base_url=PUBLIC_BASE,
+        twilio_numbers=(("+982112345678", "137"), ("+982188880000", "1888")),
+        twilio_api_base=fake_api.base, sms_backend="twilio",
+    )
+
+
 # ---- Twilio's side of a call: signed webhooks to the app, TwiML answers parsed ------------------
-
-PUBLIC_BASE = "https://ivr.example.org"
-
 
 def sign(url: str, params: dict[str, str], token: str = AUTH_TOKEN) -> str:
     """X-Twilio-Signature for a POST of `params` to `url`, as Twilio computes it."""

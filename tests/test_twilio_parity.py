@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,13 +15,15 @@ from ivr.drivers.agi.server import AgiServer
 from ivr.identifiers import TRACKING_CODE_LENGTH, is_valid_tracking_code
 from ivr.models import Call, Message
 from ivr.services.storage import AudioStore
-from tests.fake_twilio import (
+from tests.fake_twilio import (  # noqa: F401 - fixtures
     ACCOUNT_SID,
     AUTH_TOKEN,
     PUBLIC_BASE,
     FakeTwilioApi,
     QueuedJobs,
     TwilioPhone,
+    fake_api_fixture,
+    twilio_settings_fixture,
 )
 from tests.fakes import press, speak, type_digits, write_speech_wav
 from tests.test_phone_journeys import WORKDAY_NOON, agi, call, city  # noqa: F401 - fixtures
@@ -34,13 +35,6 @@ JOURNEYS = {
     "137": ([press("1"), press("2"), type_digits("7#"), speak(3), press("#"), press("1")],
             [("press", "1"), ("press", "2"), ("digits", "7")]),
 }
-
-
-@pytest.fixture
-def fake_api() -> Iterator[FakeTwilioApi]:
-    api = FakeTwilioApi().start()
-    yield api
-    api.stop()
 
 
 def message_facts(db: Session, call_row: Call) -> dict[str, Any]:
@@ -60,7 +54,7 @@ def message_facts(db: Session, call_row: Call) -> dict[str, Any]:
 @pytest.mark.parametrize("line", ["1888", "137"])
 def test_parity_agi_and_twilio_journeys_leave_the_same_rows(
     line: str, agi: AgiServer, settings: Settings, session_factory: sessionmaker[Session], db: Session,  # noqa: F811
-    fake_api: FakeTwilioApi, tmp_path: Path,
+    fake_api: FakeTwilioApi, twilio_settings: Settings, tmp_path: Path,
 ) -> None:
     db.info["recordings"] = settings.recordings_dir
     agi_script, twilio_steps = JOURNEYS[line]
@@ -69,9 +63,6 @@ def test_parity_agi_and_twilio_journeys_leave_the_same_rows(
     db.expire_all()
     agi_call = db.scalars(select(Call).where(Call.channel_id == fake.uniqueid)).one()
 
-    twilio_settings = settings.with_(
-        twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN, public_base_url=PUBLIC_BASE,
-        twilio_api_base=fake_api.base)
     jobs = QueuedJobs()
     app = create_app(twilio_settings, session_factory=session_factory, jobs=jobs)  # type: ignore[arg-type]
     app.extensions["ivr_twilio"].voice.actions.clock = lambda: datetime.fromisoformat(WORKDAY_NOON)

@@ -22,7 +22,14 @@ from ivr.services.sms import (
     parse_satisfaction,
     persian_digits,
 )
-from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_BASE, QueuedJobs, sign
+from tests.fake_twilio import (  # noqa: F401 - fixtures
+    ACCOUNT_SID,
+    PUBLIC_BASE,
+    QueuedJobs,
+    fake_api_fixture,
+    sign,
+    twilio_settings_fixture,
+)
 from web import create_app
 
 PHONE = "+989121234567"
@@ -31,10 +38,8 @@ LINE_1888 = "+982188880000"
 
 
 @pytest.fixture
-def app(settings: Settings, session_factory: sessionmaker[Session]) -> Flask:
-    s = settings.with_(twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN, public_base_url=PUBLIC_BASE,
-                       twilio_numbers=((LINE_137, "137"), (LINE_1888, "1888")))
-    return create_app(s, session_factory=session_factory, jobs=QueuedJobs())  # type: ignore[arg-type]
+def app(twilio_settings: Settings, session_factory: sessionmaker[Session]) -> Flask:
+    return create_app(twilio_settings, session_factory=session_factory, jobs=QueuedJobs())  # type: ignore[arg-type]
 
 
 def text_in(app: Flask, body: str | None, *, to: str = LINE_137, sid: str | None = None, sender: str = PHONE) -> str:

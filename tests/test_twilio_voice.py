@@ -1,7 +1,6 @@
 """Calls over Twilio webhooks: the same menus, signed requests, TwiML asserted by exact values."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -16,14 +15,16 @@ from ivr.identifiers import is_valid_tracking_code
 from ivr.models import Call, Message, Recording, TwilioCall, TwilioRecording, UrbanCase
 from ivr.services.storage import AudioStore
 from ivr.speech import persian
-from tests.fake_twilio import (
+from tests.fake_twilio import (  # noqa: F401 - fixtures
     ACCOUNT_SID,
     AUTH_TOKEN,
     PUBLIC_BASE,
     FakeTwilioApi,
     QueuedJobs,
     TwilioPhone,
+    fake_api_fixture,
     sign,
+    twilio_settings_fixture,
 )
 from tests.fakes import silence_samples, write_speech_wav, write_wav
 from tests.test_phone_journeys import WORKDAY_NOON, city  # noqa: F401 - the reference rows fixture
@@ -31,21 +32,6 @@ from web import create_app
 
 STEP = PUBLIC_BASE + "/twilio/voice/step?n="
 PROMPT = PUBLIC_BASE + "/twilio/prompts/"
-
-
-@pytest.fixture
-def fake_api() -> Iterator[FakeTwilioApi]:
-    api = FakeTwilioApi().start()
-    yield api
-    api.stop()
-
-
-@pytest.fixture
-def twilio_settings(settings: Settings, fake_api: FakeTwilioApi) -> Settings:
-    return settings.with_(
-        twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN, public_base_url=PUBLIC_BASE,
-        twilio_numbers=(("+982112345678", "137"), ("+982188880000", "1888")), twilio_api_base=fake_api.base,
-    )
 
 
 @pytest.fixture
@@ -78,17 +64,27 @@ def gather(root: Any) -> dict[str, str]:
     return dict(g.attrib)
 
 
+def record_over_twilio(
+    phone: TwilioPhone, api: FakeTwilioApi, sid: str, audio: bytes | None, *, kind_key: str = "1",
+    seconds: int = 2, digits: str = "#",
+) -> str:
+    """Main menu 1, a kind, then speak: Twilio calls the <Record> action. The RecordingUrl."""
+    if audio is not None:
+        api.recordings[sid] = audio
+    url = api.recording_url(sid)
+    phone.start()
+    phone.press("1")
+    phone.press(kind_key)
+    phone.record(sid, url, seconds, digits=digits)
+    return url
+
+
 def leave_message_over_twilio(
     phone: TwilioPhone, jobs: QueuedJobs, api: FakeTwilioApi, settings: Settings,
     factory: sessionmaker[Session], audio: bytes, sid: str, kind_key: str = "3",
 ) -> Any:
     """Menu 1, a kind, speak, '#', recording callback, the fetch job, keep (1): the TwiML reading the code."""
-    api.recordings[sid] = audio
-    url = api.recording_url(sid)
-    phone.start()
-    phone.press("1")
-    phone.press(kind_key)
-    phone.record(sid, url, 3)
+    url = record_over_twilio(phone, api, sid, audio, kind_key=kind_key, seconds=3)
     assert phone.recording_callback(sid, url, 3).status_code == 204
     assert jobs.run_all(settings, factory) == ["speech"]
     phone.follow()
@@ -218,12 +214,7 @@ def test_twilio_replayed_recording_callback_stores_one_recording(
     session_factory: sessionmaker[Session], db: Session, tmp_path: Path,
 ) -> None:
     sid = rec_sid(7)
-    fake_api.recordings[sid] = speech_bytes(tmp_path, 2.0)
-    url = fake_api.recording_url(sid)
-    phone.start()
-    phone.press("1")
-    phone.press("2")
-    phone.record(sid, url, 2)
+    url = record_over_twilio(phone, fake_api, sid, speech_bytes(tmp_path, 2.0), kind_key="2", seconds=2)
     for _ in range(3):  # Twilio retried the callback
         assert phone.recording_callback(sid, url, 2).status_code == 204
     assert jobs.run_all(twilio_settings, session_factory) == ["speech", "skipped", "skipped"]
@@ -262,12 +253,7 @@ def test_twilio_silent_recording_is_asked_again_and_makes_no_message(
     sid = rec_sid(2)
     silent = tmp_path / "silent.wav"
     write_wav(silent, silence_samples(3.0))
-    fake_api.recordings[sid] = silent.read_bytes()
-    url = fake_api.recording_url(sid)
-    phone.start()
-    phone.press("1")
-    phone.press("1")
-    phone.record(sid, url, 3)
+    url = record_over_twilio(phone, fake_api, sid, silent.read_bytes(), kind_key="1", seconds=3)
     phone.recording_callback(sid, url, 3)
     assert jobs.run_all(twilio_settings, session_factory) == ["empty"]
     root = phone.follow()
@@ -294,11 +280,7 @@ def test_twilio_recording_missing_at_twilio_makes_no_message(
     session_factory: sessionmaker[Session], db: Session,
 ) -> None:
     sid = rec_sid(3)  # the fake answers 404 with Twilio's error JSON
-    url = fake_api.recording_url(sid)
-    phone.start()
-    phone.press("1")
-    phone.press("1")
-    phone.record(sid, url, 3)
+    url = record_over_twilio(phone, fake_api, sid, None, kind_key="1", seconds=3)
     phone.recording_callback(sid, url, 3)
     assert jobs.run_all(twilio_settings, session_factory) == ["absent"]
     assert prompt_order(phone.follow()) == ["no_voice_recorded"]
@@ -315,11 +297,7 @@ def test_twilio_recording_download_retried_on_server_error(
     sid = rec_sid(4)
     fake_api.recordings[sid] = speech_bytes(tmp_path, 2.0)
     fake_api.unavailable = 1
-    url = fake_api.recording_url(sid)
-    phone.start()
-    phone.press("1")
-    phone.press("1")
-    phone.record(sid, url, 2)
+    url = record_over_twilio(phone, fake_api, sid, None, kind_key="1", seconds=2)
     phone.recording_callback(sid, url, 2)
     (job,) = list(jobs.queued)
     with pytest.raises(TwilioError, match="HTTP 503"):
@@ -333,12 +311,7 @@ def test_twilio_hangup_while_recording_keeps_the_message_when_the_job_finishes(
     session_factory: sessionmaker[Session], db: Session, tmp_path: Path,
 ) -> None:
     sid = rec_sid(5)
-    fake_api.recordings[sid] = speech_bytes(tmp_path, 2.0)
-    url = fake_api.recording_url(sid)
-    phone.start()
-    phone.press("1")
-    phone.press("4")
-    phone.record(sid, url, 2, digits="hangup")
+    url = record_over_twilio(phone, fake_api, sid, speech_bytes(tmp_path, 2.0), kind_key="4", seconds=2, digits="hangup")
     phone.hang_up()
     db.expire_all()
     assert db.scalars(select(Call)).one().outcome == "dropped"  # nothing kept yet: the audio is at Twilio
@@ -356,12 +329,7 @@ def test_twilio_hangup_at_review_keeps_the_fetched_message(
     session_factory: sessionmaker[Session], db: Session, tmp_path: Path,
 ) -> None:
     sid = rec_sid(6)
-    fake_api.recordings[sid] = speech_bytes(tmp_path, 2.0)
-    url = fake_api.recording_url(sid)
-    phone.start()
-    phone.press("1")
-    phone.press("2")
-    phone.record(sid, url, 2)
+    url = record_over_twilio(phone, fake_api, sid, speech_bytes(tmp_path, 2.0), kind_key="2", seconds=2)
     phone.recording_callback(sid, url, 2)
     jobs.run_all(twilio_settings, session_factory)
     phone.follow()  # the review menu
