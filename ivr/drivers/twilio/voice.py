@@ -57,7 +57,7 @@ from ivr.flow.steps import (
     Timeout,
     Transfer,
 )
-from ivr.models import LINES, Message, TwilioCall, TwilioRecording, utcnow
+from ivr.models import LINES, Call, Message, TwilioCall, TwilioRecording, utcnow
 from ivr.services.calls import CallRecord
 from ivr.services.sms import enqueue_after_commit
 
@@ -234,7 +234,7 @@ class TwilioVoice:
                 row = s.scalars(select(TwilioCall).where(TwilioCall.call_sid == call_sid)).one()
                 return self._replayed(row, fp)
         if saved["expect"]["kind"] == "end":
-            self._finish(call_sid, ctx)
+            self.actions.finish(ctx)  # the shared finish: a pending take kept, the call row
         log.info("twilio call %s on %s: started at %s", call_sid, line, state.node)
         return twiml
 
@@ -253,15 +253,12 @@ class TwilioVoice:
         state = CallState.from_dict(saved["flow"])
         ctx = CallContext(record=CallRecord.from_dict(saved["record"]), state=state)
         expect = Expect(**saved["expect"])
-        polls = 0
+        polls, event = 0, None
         if expect.kind == "wait":
             step: Step = ActionRequest(**saved["action"])
             polls = int(saved.get("polls", 0))
         else:
             event = self._event(expect, form, call_sid)
-            if isinstance(event, Recorded) and sid_of(event.path):
-                with transaction(self.factory) as s:
-                    note_recording(s, sid_of(event.path) or "", call_sid, event.duration_ms)
             step = self.engine.advance(state, event)
         twiml, saved = self._run(ctx, step, version + 1, polls=polls)
         finished = saved["expect"]["kind"] == "end"
@@ -272,11 +269,14 @@ class TwilioVoice:
                 .values(state=json.dumps(saved), version=version + 1, last_fingerprint=fp, last_twiml=twiml,
                         updated_at=utcnow(), finished_at=utcnow() if finished else None)
             ).rowcount
+            if claimed and isinstance(event, Recorded) and sid_of(event.path):
+                # Check_recording treats an unknown recording as pending, so noting it here is enough.
+                note_recording(s, sid_of(event.path) or "", call_sid, event.duration_ms)
         if not claimed:  # a duplicate of this webhook got there first
             with transaction(self.factory, readonly=True) as s:
                 return self._replayed(s.scalars(select(TwilioCall).where(TwilioCall.call_sid == call_sid)).one(), fp)
         if finished:
-            self._finish(call_sid, ctx)
+            self.actions.finish(ctx)  # the shared finish: a pending take kept, the call row
         return twiml
 
     def recording_status(self, form: Mapping[str, str], jobs: Any) -> None:
@@ -327,20 +327,22 @@ class TwilioVoice:
                         last_twiml=self.twiml.hangup())
             ).rowcount
         if claimed:
-            self._finish(call_sid, ctx)
+            self.actions.finish(ctx)  # the shared finish: a pending take kept, the call row
 
     def keep_after_hangup(self, call_sid: str, recording_sid: str) -> str | None:
         """The fetch job found speech in a take the caller hung up on: register it, mark the call."""
         with transaction(self.factory, readonly=True) as s:
-            row = s.scalar(select(TwilioCall).where(TwilioCall.call_sid == call_sid))
             rec = find_recording(s, recording_sid)
-            if row is None or rec is None or rec.message_id is not None or not rec.keep:
+            call = s.scalar(select(Call).where(Call.channel_id == call_sid))
+            if rec is None or call is None or rec.message_id is not None or not rec.keep:
                 return None
-            saved, audio, args = json.loads(row.state), stored_audio(rec), json.loads(rec.keep)
+            audio, args = stored_audio(rec), json.loads(rec.keep)
+            record = CallRecord(call.channel_id, call.line_code, call.driver, call.caller_number, call.started_at,
+                                call.answered_at, call.ended_at, call.keys, call.outcome, call.error)
         if audio is None:
             return None
-        ctx = CallContext(record=CallRecord.from_dict(saved["record"]))
-        ctx.record.outcome = stronger_outcome(ctx.record.outcome, "message_registered")
+        ctx = CallContext(record=record)
+        record.outcome = stronger_outcome(record.outcome, "message_registered")
         return self.actions.register_stored(args, audio, ctx, origin_key=self.actions.origin_key(ctx, recording_sid),
                                             on_registered=_link(recording_sid))
 
@@ -422,20 +424,6 @@ class TwilioVoice:
         assert ctx.state is not None
         return {"flow": ctx.state.to_dict(), "record": ctx.record.to_dict(),
                 "expect": {"kind": expect.kind, "max_digits": expect.max_digits}, "action": action, "polls": polls}
-
-    def _finish(self, call_sid: str, ctx: CallContext) -> None:
-        """Log the call (the shared finish: pending take kept, outcome, call row) and keep the final record."""
-        self.actions.finish(ctx)
-        try:
-            with transaction(self.factory) as s:
-                row = s.scalar(select(TwilioCall).where(TwilioCall.call_sid == call_sid))
-                if row is not None:
-                    saved = json.loads(row.state)
-                    saved["record"] = ctx.record.to_dict()
-                    row.state = json.dumps(saved)
-        except DB_ERRORS as exc:
-            log.error("call %s: final record not kept: %s", call_sid, exc)
-
 
 def build_twilio_voice(
     settings: Settings, factory: sessionmaker[Session], *, clock: Callable[[], datetime] = utcnow
