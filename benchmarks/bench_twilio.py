@@ -242,8 +242,9 @@ def main() -> int:
                IVR_TWILIO_ACCOUNT_SID=ACCOUNT_SID, IVR_TWILIO_AUTH_TOKEN=AUTH_TOKEN, IVR_PUBLIC_BASE_URL=PUBLIC_BASE,
                IVR_TWILIO_NUMBERS="+982112345678=137,+982188880000=1888", IVR_TWILIO_API_BASE=api.base,
                IVR_REDIS_URL="")
+    server_log = (work / "server.log").open("w")
     server = subprocess.Popen([sys.executable, __file__, "--serve"], env=env, stdout=subprocess.PIPE, text=True,
-                              cwd=str(work))
+                              stderr=server_log, cwd=str(work))
     try:
         line = server.stdout.readline() if server.stdout else ""
         if not line.startswith("LISTENING"):
@@ -280,6 +281,7 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(10)
+        server_log.close()
         api.stop()
 
     every = [x for v in stats.samples.values() for x in v]
@@ -293,6 +295,10 @@ def main() -> int:
     print(f"{'all':<14}{len(every):>7}{p50:>9.1f}{pct(every, 95):>9.1f}{p99:>9.1f}{max(every):>9.1f}")
     print(f"webhook latency p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p99 <= {TARGET_P99_MS:.0f} ms): "
           + ("met" if p99 <= TARGET_P99_MS else "NOT met"))
+    log_text = (work / "server.log").read_text()
+    queued = log_text.count("Task queue depth")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
+          f"waitress found all its threads busy {queued} times")
     for err in stats.errors[:5]:
         print("  error:", err)
     return 0 if not stats.errors else 1

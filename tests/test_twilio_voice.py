@@ -529,3 +529,18 @@ def test_twilio_unexpected_error_apologises_hands_to_operators_and_logs_failed(
     assert phone.hang_up().status_code == 204
     db.expire_all()
     assert db.scalars(select(Call)).one().outcome == "failed"
+
+
+def test_twilio_settings_read_numbers_and_refuse_bad_values() -> None:
+    from ivr.config import ConfigError, load_settings
+
+    s = load_settings({"IVR_TWILIO_NUMBERS": "+982112345678=137, +982188880000=1888",
+                       "IVR_PUBLIC_BASE_URL": "https://ivr.city.ir/", "IVR_SMS_BACKEND": "Twilio"}, dotenv=False)
+    assert s.twilio_numbers == (("+982112345678", "137"), ("+982188880000", "1888"))
+    assert (s.public_base_url, s.sms_backend, s.twilio_operator) == ("https://ivr.city.ir", "twilio", "operator")
+    assert (s.twilio_line_for("+98 21 8888 0000"), s.twilio_line_for("+15550001111")) == ("1888", None)
+    assert (s.twilio_number_of("137"), s.twilio_number_of(None)) == ("+982112345678", "+982112345678")
+    bad = {"IVR_TWILIO_NUMBERS": "+982112345678=999", "IVR_PUBLIC_BASE_URL": "ivr.city.ir", "IVR_SMS_BACKEND": "kavenegar"}
+    for name, value in bad.items():
+        with pytest.raises(ConfigError, match=f"^{name}: "):
+            load_settings({name: value}, dotenv=False)
