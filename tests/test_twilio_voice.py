@@ -544,3 +544,42 @@ def test_twilio_settings_read_numbers_and_refuse_bad_values() -> None:
     for name, value in bad.items():
         with pytest.raises(ConfigError, match=f"^{name}: "):
             load_settings({name: value}, dotenv=False)
+
+
+def test_twilio_database_down_caller_hears_the_apology_and_goes_to_the_operators(
+    twilio_settings: Settings, jobs: QueuedJobs
+) -> None:
+    from ivr.db import make_engine, make_sessionmaker
+
+    down = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/test", connect_args={"connect_timeout": 2})
+    app = create_app(twilio_settings, session_factory=make_sessionmaker(down), jobs=jobs)  # type: ignore[arg-type]
+    phone = TwilioPhone(app.test_client())
+    root = phone.start()
+    assert [(c.tag, c.text) for c in root] == [("Play", PROMPT + "sorry_technical.wav"), ("Enqueue", "operator")]
+    sms = {"MessageSid": "SM" + "2" * 32, "From": "+989121234567", "To": "+982112345678", "Body": "سلام"}
+    resp = phone.post("/twilio/sms", sms)
+    down.dispose()
+    assert (resp.status_code, resp.get_data(as_text=True)) == (503, "database unavailable")
+
+
+def test_twilio_record_action_after_the_hang_up_callback_still_keeps_the_take(
+    phone: TwilioPhone, jobs: QueuedJobs, fake_api: FakeTwilioApi, twilio_settings: Settings,
+    session_factory: sessionmaker[Session], db: Session, tmp_path: Path,
+) -> None:
+    sid = rec_sid(12)
+    fake_api.recordings[sid] = speech_bytes(tmp_path, 2.0)
+    url = fake_api.recording_url(sid)
+    phone.start()
+    phone.press("1")
+    phone.press("3")
+    record = phone.last.find("Record").get("action")
+    phone.hang_up()  # the status callback won the race
+    late = phone.params(RecordingSid=sid, RecordingUrl=url, RecordingDuration="2", Digits="hangup")
+    resp = phone.post(record[len(PUBLIC_BASE):], late)
+    assert resp.status_code == 200 and b"<Hangup" in resp.data
+    phone.recording_callback(sid, url, 2)
+    assert jobs.run_all(twilio_settings, session_factory) == ["speech"]
+    db.expire_all()
+    msg = db.scalars(select(Message)).one()
+    assert (msg.kind, len(msg.recordings)) == ("complaint", 1)
+    assert db.scalars(select(Call)).one().outcome == "message_registered"

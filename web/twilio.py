@@ -12,6 +12,8 @@ import logging
 
 from flask import Blueprint, Flask, Response, abort, current_app, request, send_file
 from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
@@ -84,6 +86,17 @@ def check_signature() -> ResponseReturnValue | None:
 def bad_request(exc: TwilioRequestError) -> ResponseReturnValue:
     """A webhook we cannot act on: a clear 4xx, never a 500."""
     return Response(str(exc), status=exc.status, mimetype="text/plain")
+
+
+@bp.errorhandler(OperationalError)
+@bp.errorhandler(InterfaceError)
+@bp.errorhandler(PoolTimeout)
+def database_down(exc: Exception) -> ResponseReturnValue:
+    """The database is unreachable: a caller hears the apology and goes to the operators; others get 503."""
+    log.error("Twilio webhook %s: database unavailable: %s", request.path, exc)
+    if request.path.startswith("/twilio/voice"):
+        return _twiml(_web().voice.twiml.transfer(("sorry_technical",)))
+    return Response("database unavailable", status=503, mimetype="text/plain")
 
 
 def _form() -> dict[str, str]:

@@ -246,9 +246,15 @@ class TwilioVoice:
             row = s.scalar(select(TwilioCall).where(TwilioCall.call_sid == call_sid))
             if row is None:
                 raise TwilioRequestError(404, "unknown CallSid")
-            version, saved_json = row.version, row.state
-            if n != version or row.finished_at is not None:
-                return self._replayed(row, fp)
+            version, saved_json, over = row.version, row.state, row.finished_at is not None
+            answer = self._replayed(row, fp) if n != version or over else None
+        if over and RECORDING_SID_RE.fullmatch(form.get("RecordingSid", "")):
+            # The <Record> action came after the hang-up was handled: the take is still kept.
+            late = CallState.from_dict(json.loads(saved_json)["flow"])
+            late.vars["pending_recording"] = recording_ref(form["RecordingSid"])
+            self._late_take(call_sid, late)
+        if answer is not None:
+            return answer
         saved = json.loads(saved_json)
         state = CallState.from_dict(saved["flow"])
         ctx = CallContext(record=CallRecord.from_dict(saved["record"]), state=state)
@@ -272,7 +278,9 @@ class TwilioVoice:
             if claimed and isinstance(event, Recorded) and sid_of(event.path):
                 # Check_recording treats an unknown recording as pending, so noting it here is enough.
                 note_recording(s, sid_of(event.path) or "", call_sid, event.duration_ms)
-        if not claimed:  # a duplicate of this webhook got there first
+        if not claimed:  # a duplicate of this webhook, or the hang-up, got there first
+            if isinstance(event, Recorded):
+                self._late_take(call_sid, state)
             with transaction(self.factory, readonly=True) as s:
                 return self._replayed(s.scalars(select(TwilioCall).where(TwilioCall.call_sid == call_sid)).one(), fp)
         if finished:
@@ -345,6 +353,19 @@ class TwilioVoice:
         record.outcome = stronger_outcome(record.outcome, "message_registered")
         return self.actions.register_stored(args, audio, ctx, origin_key=self.actions.origin_key(ctx, recording_sid),
                                             on_registered=_link(recording_sid))
+
+    def _late_take(self, call_sid: str, state: CallState) -> None:
+        """A <Record> action that lost the race with the hang-up: its take is still kept by the fetch job."""
+        sid = sid_of(state.vars.get("pending_recording") or state.vars.get("recording"))
+        if sid is None or not state.vars.get("kind"):
+            return
+        with transaction(self.factory) as s:
+            row = note_recording(s, sid, call_sid)
+            if row.message_id is not None or row.status not in ("pending", "speech"):
+                return
+            row.keep, status = json.dumps(keep_args(state.vars)), row.status
+        if status == "speech":
+            self.keep_after_hangup(call_sid, sid)
 
     # ---- steps ------------------------------------------------------------------------------
 
