@@ -15,7 +15,7 @@ import logging
 import os
 import re
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -25,6 +25,9 @@ from ivr.db import transaction
 from ivr.drivers.twilio.rest import RebasedHttpClient, TwilioError, is_twilio_url
 from ivr.models import TwilioRecording, utcnow
 from ivr.services.storage import AudioError, AudioStore, StoredAudio, has_speech
+
+if TYPE_CHECKING:
+    from ivr.jobs import JobContext
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +90,7 @@ def set_status(session: Session, recording_sid: str, status: str, *, error: str 
     return row
 
 
-def fetch_recording_job(ctx: Any, recording_sid: str, call_sid: str, url: str) -> str:
+def fetch_recording_job(ctx: JobContext, recording_sid: str, call_sid: str, url: str) -> str:
     """Job `twilio.recording`: download, check for speech, store; a caller who hung up keeps the message.
 
     Transient download errors raise (the queue retries); a recording Twilio does not have

@@ -57,6 +57,7 @@ from ivr.flow.steps import (
     Timeout,
     Transfer,
 )
+from ivr.jobs import Jobs
 from ivr.models import LINES, Call, Message, TwilioCall, TwilioRecording, utcnow
 from ivr.services.calls import CallRecord
 from ivr.services.sms import enqueue_after_commit
@@ -287,7 +288,7 @@ class TwilioVoice:
             self.actions.finish(ctx)  # the shared finish: a pending take kept, the call row
         return twiml
 
-    def recording_status(self, form: Mapping[str, str], jobs: Any) -> None:
+    def recording_status(self, form: Mapping[str, str], jobs: Jobs) -> None:
         """Twilio's recording status callback: note it and queue the fetch (nothing slow here)."""
         call_sid = call_sid_of(form)
         sid = form.get("RecordingSid", "")
