@@ -173,7 +173,7 @@ class TwilioCallActions(CallActions):
         spec = json.dumps(keep_args(state.vars))
         with transaction(self.factory) as s:
             row = note_recording(s, sid, ctx.record.channel_id)
-            if row.message_id is not None or row.status != "pending" and row.status != "speech":
+            if row.message_id is not None or row.status not in ("pending", "speech"):
                 return
             # Only a still-pending row takes the note; if the job won the race, register here.
             waiting = s.execute(
