@@ -19,7 +19,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from ivr.db import transaction
 from ivr.drivers.twilio.voice import TwilioRequestError, TwilioVoice, build_twilio_voice
-from ivr.prompts import load_catalogue, prompts_out_dir
+from ivr.prompts import catalogue_texts, load_catalogue, prompts_out_dir
 from ivr.services.sms import apply_delivery_report, receive_sms
 from ivr.services.storage import AudioError, AudioStore
 from web import jobs_of, sessions
@@ -43,11 +43,8 @@ class TwilioWeb:
 def init_twilio(app: Flask) -> None:
     """Mount the webhooks; exempt them from CSRF (Twilio signs its requests instead)."""
     settings = app.config["IVR_SETTINGS"]
-    catalogue = load_catalogue()
     app.extensions[EXTENSION] = TwilioWeb(
-        build_twilio_voice(settings, sessions(app)),
-        frozenset(catalogue),
-        {name: e.text for name, e in catalogue.items() if e.text is not None},
+        build_twilio_voice(settings, sessions(app)), frozenset(load_catalogue()), catalogue_texts()
     )
     app.register_blueprint(bp)
     csrf = app.extensions.get("csrf")
@@ -74,7 +71,7 @@ def check_signature() -> ResponseReturnValue | None:
     if not settings.twilio_auth_token or not settings.public_base_url:
         log.error("Twilio webhook refused: IVR_TWILIO_AUTH_TOKEN and IVR_PUBLIC_BASE_URL must be set")
         abort(403)
-    url = settings.public_base_url + request.full_path.rstrip("?")
+    url = settings.public_base_url + _path()
     signature = request.headers.get("X-Twilio-Signature", "")
     if not signature or not RequestValidator(settings.twilio_auth_token).validate(url, request.form, signature):
         log.warning("Twilio webhook with a bad signature refused: %s", request.path)

@@ -226,10 +226,9 @@ class TwilioVoice:
         twiml, saved = self._run(ctx, step, 1, polls=0)
         try:
             with transaction(self.factory) as s:
-                with s.begin_nested():
-                    s.add(TwilioCall(call_sid=call_sid, line_code=line, state=json.dumps(saved), version=1,
-                                     last_fingerprint=fp, last_twiml=twiml, created_at=now, updated_at=now,
-                                     finished_at=now if saved["expect"]["kind"] == "end" else None))
+                s.add(TwilioCall(call_sid=call_sid, line_code=line, state=json.dumps(saved), version=1,
+                                 last_fingerprint=fp, last_twiml=twiml, created_at=now, updated_at=now,
+                                 finished_at=now if saved["expect"]["kind"] == "end" else None))
         except IntegrityError:  # the same webhook twice at once: answer as the first did
             with transaction(self.factory, readonly=True) as s:
                 row = s.scalars(select(TwilioCall).where(TwilioCall.call_sid == call_sid)).one()
