@@ -44,12 +44,35 @@ PUBLIC_BASE = "https://ivr.example.org"  # what Twilio is given; the proxy in fr
 TARGET_P99_MS = 50.0
 
 
-def serve_main(port: int) -> int:
-    """Child process: the web app under waitress, as `ivr web` runs it."""
+def serve_main(port: int, samples_path: str) -> int:
+    """Child process: the web app under waitress, as `ivr web` runs it, timing each request inside the app."""
+    import json
+    import signal
+
     from ivr.config import load_settings
+    from web import create_app
     from web.server import WebServer
 
-    server = WebServer(load_settings(dotenv=False), host="127.0.0.1", port=port)
+    settings = load_settings(dotenv=False)
+    app = create_app(settings)
+    inner = app.wsgi_app
+    samples: list[tuple[float, float]] = []
+
+    def timed(environ: Any, start_response: Any) -> Any:
+        cpu, wall = time.thread_time(), time.perf_counter()
+        try:
+            return inner(environ, start_response)
+        finally:
+            samples.append(((time.thread_time() - cpu) * 1000, (time.perf_counter() - wall) * 1000))
+
+    app.wsgi_app = timed  # type: ignore[method-assign]
+
+    def stop(*_: Any) -> None:
+        Path(samples_path).write_text(json.dumps(samples))
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    server = WebServer(settings, host="127.0.0.1", port=port, app=app)
     host, bound = server.address
     print(f"LISTENING {host} {bound}", flush=True)
     server.serve_forever()
@@ -218,13 +241,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--samples", default="", help=argparse.SUPPRESS)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of new calls")
     parser.add_argument("--think", type=float, default=1.0, help="mean seconds between a caller's webhooks")
     parser.add_argument("--database-url", default="")
     args = parser.parse_args()
     if args.serve:
-        return serve_main(args.port)
+        return serve_main(args.port, args.samples)
 
     import requests
 
@@ -243,7 +267,8 @@ def main() -> int:
                IVR_TWILIO_NUMBERS="+982112345678=137,+982188880000=1888", IVR_TWILIO_API_BASE=api.base,
                IVR_REDIS_URL="")
     server_log = (work / "server.log").open("w")
-    server = subprocess.Popen([sys.executable, __file__, "--serve"], env=env, stdout=subprocess.PIPE, text=True,
+    samples_path = work / "server-samples.json"
+    server = subprocess.Popen([sys.executable, __file__, "--serve", "--samples", str(samples_path)], env=env, stdout=subprocess.PIPE, text=True,
                               stderr=server_log, cwd=str(work))
     try:
         line = server.stdout.readline() if server.stdout else ""
@@ -295,6 +320,14 @@ def main() -> int:
     print(f"{'all':<14}{len(every):>7}{p50:>9.1f}{pct(every, 95):>9.1f}{p99:>9.1f}{max(every):>9.1f}")
     print(f"webhook latency p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p99 <= {TARGET_P99_MS:.0f} ms): "
           + ("met" if p99 <= TARGET_P99_MS else "NOT met"))
+    import json
+
+    inside = json.loads(samples_path.read_text()) if samples_path.exists() else []
+    if inside:
+        cpu, wall = [c for c, _ in inside], [w for _, w in inside]
+        print(f"inside the app: CPU per webhook p50 {statistics.median(cpu):.1f} ms, p99 {pct(cpu, 99):.1f} ms; "
+              f"time in the app p50 {statistics.median(wall):.1f} ms, p99 {pct(wall, 99):.1f} ms "
+              f"({sum(cpu) / 1000 / elapsed * 100:.0f} % of one core)")
     log_text = (work / "server.log").read_text()
     queued = log_text.count("Task queue depth")
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
