@@ -231,6 +231,17 @@ def run_call(caller: TwilioCaller, rng: random.Random, api: Any, audio: bytes, c
     caller.hang_up()
 
 
+def _pg_schema(url: str, ddl: str) -> None:
+    from sqlalchemy import text
+
+    from ivr.db import make_engine
+
+    engine = make_engine(url.split("?")[0])
+    with engine.begin() as conn:
+        conn.execute(text(ddl))
+    engine.dispose()
+
+
 def pct(values: list[float], q: float) -> float:
     """The q-th percentile (nearest rank)."""
     s = sorted(values)
@@ -259,6 +270,10 @@ def main() -> int:
     url = args.database_url or f"sqlite:///{work / 'bench.sqlite3'}"
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    schema = f"bench_twilio_{os.getpid()}" if url.startswith("postgresql") else ""
+    if schema:  # a schema of its own, dropped at the end
+        _pg_schema(url, f"CREATE SCHEMA {schema}")
+        url += ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
     codes = seed(url, work / "data")
     api = FakeTwilioApi().start()
     audio = write_speech_wav(work / "speech.wav", 3.0).read_bytes()
@@ -308,6 +323,8 @@ def main() -> int:
         server.wait(10)
         server_log.close()
         api.stop()
+        if schema:
+            _pg_schema(url.split("?")[0], f"DROP SCHEMA {schema} CASCADE")
 
     every = [x for v in stats.samples.values() for x in v]
     print(f"calls completed: {stats.calls}, failed: {len(stats.errors)}; "
