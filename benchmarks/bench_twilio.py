@@ -56,14 +56,15 @@ def serve_main(port: int, samples_path: str) -> int:
     settings = load_settings(dotenv=False)
     app = create_app(settings)
     inner = app.wsgi_app
-    samples: list[tuple[float, float]] = []
+    samples: list[tuple[float, float, str]] = []
 
     def timed(environ: Any, start_response: Any) -> Any:
         cpu, wall = time.thread_time(), time.perf_counter()
         try:
             return inner(environ, start_response)
         finally:
-            samples.append(((time.thread_time() - cpu) * 1000, (time.perf_counter() - wall) * 1000))
+            path = environ.get("PATH_INFO", "")
+            samples.append(((time.thread_time() - cpu) * 1000, (time.perf_counter() - wall) * 1000, path))
 
     app.wsgi_app = timed  # type: ignore[method-assign]
 
@@ -341,10 +342,16 @@ def main() -> int:
 
     inside = json.loads(samples_path.read_text()) if samples_path.exists() else []
     if inside:
-        cpu, wall = [c for c, _ in inside], [w for _, w in inside]
+        cpu, wall = [c for c, _, _ in inside], [w for _, w, _ in inside]
         print(f"inside the app: CPU per webhook p50 {statistics.median(cpu):.1f} ms, p99 {pct(cpu, 99):.1f} ms; "
               f"time in the app p50 {statistics.median(wall):.1f} ms, p99 {pct(wall, 99):.1f} ms "
               f"({sum(cpu) / 1000 / elapsed * 100:.0f} % of one core)")
+        by_path: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        for c, w, path in inside:
+            by_path[path if not path.startswith("/twilio/voice/") or path.endswith("step") else "/twilio/voice/<line>"].append((c, w))
+        for path, v in sorted(by_path.items()):
+            print(f"  {path:<22} CPU p50 {statistics.median(c for c, _ in v):.1f} p99 {pct([c for c, _ in v], 99):.1f} ms,"
+                  f" in app p50 {statistics.median(w for _, w in v):.1f} p99 {pct([w for _, w in v], 99):.1f} ms")
     log_text = (work / "server.log").read_text()
     queued = log_text.count("Task queue depth")
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
