@@ -441,3 +441,42 @@ CREATE TABLE field_checks (
 CREATE INDEX ix_field_checks_status_sampled_at ON field_checks (status, sampled_at);
 
 CREATE INDEX ix_field_checks_unit_id ON field_checks (unit_id);
+
+-- 0003_twilio: the Twilio driver's call state between webhooks, and the
+-- recordings it fetches from Twilio (checked for speech, stored, linked)
+-- ---------------------------------------------------------------------------
+CREATE TABLE twilio_calls (
+	id SERIAL NOT NULL,
+	call_sid VARCHAR(64) NOT NULL,
+	line_code VARCHAR(4) NOT NULL,
+	state TEXT NOT NULL,
+	last_fingerprint VARCHAR(64),
+	last_twiml TEXT,
+	version INTEGER NOT NULL,
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	finished_at TIMESTAMP WITH TIME ZONE,
+	CONSTRAINT pk_twilio_calls PRIMARY KEY (id),
+	CONSTRAINT uq_twilio_calls_call_sid UNIQUE (call_sid),
+	CONSTRAINT fk_twilio_calls_line_code_lines FOREIGN KEY(line_code) REFERENCES lines (code)
+);
+
+CREATE TABLE twilio_recordings (
+	id SERIAL NOT NULL,
+	recording_sid VARCHAR(64) NOT NULL,
+	call_sid VARCHAR(64) NOT NULL,
+	status VARCHAR(12) NOT NULL,
+	duration_ms INTEGER,
+	audio TEXT,
+	keep TEXT,
+	message_id INTEGER,
+	error TEXT,
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	CONSTRAINT pk_twilio_recordings PRIMARY KEY (id),
+	CONSTRAINT uq_twilio_recordings_recording_sid UNIQUE (recording_sid),
+	CONSTRAINT ck_twilio_recordings_status CHECK (status IN ('pending', 'speech', 'empty', 'absent', 'discarded')),
+	CONSTRAINT fk_twilio_recordings_message_id_messages FOREIGN KEY(message_id) REFERENCES messages (id)
+);
+
+CREATE INDEX ix_twilio_recordings_call_sid ON twilio_recordings (call_sid);

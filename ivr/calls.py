@@ -40,7 +40,7 @@ from ivr.services.messages import (
 )
 from ivr.services.operators import operators_open
 from ivr.services.spool import Spool
-from ivr.services.storage import AudioError, AudioStore, has_speech
+from ivr.services.storage import AudioError, AudioStore, StoredAudio, has_speech
 from ivr.speech import persian
 
 log = logging.getLogger(__name__)
@@ -147,6 +147,22 @@ class CallActions:
         except AudioError as exc:
             log.error("call %s: recording lost before storing: %s", ctx.record.channel_id, exc)
             return None
+        return self.register_stored(args, audio, ctx)
+
+    def register_stored(
+        self,
+        args: dict[str, Any],
+        audio: StoredAudio,
+        ctx: CallContext,
+        *,
+        origin_key: str | None = None,
+        on_registered: Callable[[Session, Message], None] | None = None,
+    ) -> str | None:
+        """Register a message for audio already in storage (spooled if the database is down).
+
+        `origin_key` defaults to the call's n-th message; `on_registered` runs in the same
+        transaction (a driver linking its own rows).
+        """
         n = ctx.earlier_messages + len(ctx.messages) + len(ctx.spooled) + 1
         spec = {
             "line": args.get("line") or ctx.record.line,
@@ -155,7 +171,7 @@ class CallActions:
             "district": args.get("district") or None,
             "source": "phone_voice",
             "audio": asdict(audio),
-            "origin_key": f"{ctx.record.driver}:{ctx.record.channel_id}:{n}",
+            "origin_key": origin_key or f"{ctx.record.driver}:{ctx.record.channel_id}:{n}",
         }
         if not ctx.spooled:
             try:
@@ -174,6 +190,8 @@ class CallActions:
                         audio=audio,
                         origin_key=spec["origin_key"],
                     )
+                    if on_registered is not None:
+                        on_registered(s, msg)
                     code = msg.tracking_code
                 ctx.messages.append({**spec, "tracking_code": code})
                 log.info("call %s: message %s registered", ctx.record.channel_id, code)
@@ -292,19 +310,7 @@ class CallActions:
             ctx.registering = None
         state = ctx.state
         if state is not None:
-            # A take still in `incoming` was neither kept (moved to storage) nor discarded:
-            # the caller hung up after speaking, and keeps the message.
-            pending = state.vars.get("pending_recording") or state.vars.get("recording")
-            if pending and Path(pending).is_file():
-                ctx.incoming.append(pending)
-                if has_speech(
-                    Path(pending),
-                    min_speech_ms=self.settings.min_speech_ms,
-                    threshold_dbfs=self.settings.silence_threshold_dbfs,
-                ) and state.vars.get("kind"):
-                    ctx.late_code = self.keep_message({**state.vars, "recording": pending}, ctx)
-                    if ctx.late_code:
-                        state.outcome = "message_registered"
+            self.keep_pending_recording(ctx, state)
             ctx.record.keys = ctx.earlier_keys + state.keys
             ctx.record.outcome = ctx.record.outcome or state.outcome or "dropped"
         if ctx.earlier_outcome:
@@ -321,6 +327,21 @@ class CallActions:
         except DB_ERRORS as exc:
             log.error("call %s: database down, spooling the call log: %s", ctx.record.channel_id, exc)
             self.spool.put(ctx.record, [])
+
+    def keep_pending_recording(self, ctx: CallContext, state: CallState) -> None:
+        """The caller hung up after speaking: a take neither kept nor discarded keeps the message."""
+        # A take still in `incoming` was neither kept (moved to storage) nor discarded.
+        pending = state.vars.get("pending_recording") or state.vars.get("recording")
+        if pending and Path(pending).is_file():
+            ctx.incoming.append(pending)
+            if has_speech(
+                Path(pending),
+                min_speech_ms=self.settings.min_speech_ms,
+                threshold_dbfs=self.settings.silence_threshold_dbfs,
+            ) and state.vars.get("kind"):
+                ctx.late_code = self.keep_message({**state.vars, "recording": pending}, ctx)
+                if ctx.late_code:
+                    state.outcome = "message_registered"
 
     def replay_spool(self) -> None:
         """Ingest spooled calls if the database is back (cheap when the spool is empty)."""

@@ -629,3 +629,54 @@ class FieldCheck(Base):
     reminder_id: Mapped[int | None] = mapped_column(ForeignKey("reminders.id"))
     sampled_at: Mapped[stamp]
     checked_at: Mapped[maybe_stamp]
+
+
+TWILIO_RECORDING_STATUSES = ("pending", "speech", "empty", "absent", "discarded")
+
+
+class TwilioCall(Base):
+    """A call running on Twilio: the flow's state between two webhooks, keyed by Twilio's CallSid.
+
+    `state` is JSON (the engine's CallState and what the last answer waits for);
+    `last_fingerprint`/`last_twiml` answer a retried webhook with the same TwiML instead
+    of advancing the call twice; `version` guards against two requests saving at once.
+    """
+
+    __tablename__ = "twilio_calls"
+
+    id: Mapped[intpk]
+    call_sid: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    line_code: Mapped[line_fk]
+    state: Mapped[str] = mapped_column(Text, nullable=False)
+    last_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    last_twiml: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    created_at: Mapped[stamp]
+    updated_at: Mapped[stamp]
+    finished_at: Mapped[maybe_stamp]
+
+
+class TwilioRecording(Base):
+    """A recording Twilio made for a call: fetched by a job, checked for speech, stored, linked.
+
+    `audio` is the stored file's facts (JSON) once fetched; `keep` holds what the message
+    needs (line, kind, topic, district) when the caller hung up before it was registered.
+    """
+
+    __tablename__ = "twilio_recordings"
+    __table_args__ = (
+        CheckConstraint(_in("status", TWILIO_RECORDING_STATUSES), name="status"),
+        Index(None, "call_sid"),
+    )
+
+    id: Mapped[intpk]
+    recording_sid: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    call_sid: Mapped[str] = mapped_column(String(64), nullable=False)
+    status: Mapped[str] = mapped_column(String(12), nullable=False, default="pending")
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    audio: Mapped[str | None] = mapped_column(Text)
+    keep: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[stamp]
+    updated_at: Mapped[stamp]

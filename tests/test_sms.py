@@ -1,7 +1,6 @@
 """Outgoing SMS: queued rows, the sms.send job against a local Twilio API, delivery reports."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,34 +12,7 @@ from ivr.jobs import JobContext, build_registry
 from ivr.models import Sms
 from ivr.notify import LocalNotifier, NotifierError, e164
 from ivr.services.sms import SmsError, apply_delivery_report, queue_sms, sms_send_job
-from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilioApi
-
-
-class QueuedJobs:
-    """A job queue stand-in that only records what was queued (the test runs the jobs itself)."""
-
-    def __init__(self) -> None:
-        self.queued: list[tuple[str, str | None, dict[str, Any]]] = []
-
-    def enqueue(self, name: str, *, job_id: str | None = None, delay: float = 0, **payload: Any) -> str:
-        self.queued.append((name, job_id, payload))
-        return job_id or name
-
-
-@pytest.fixture
-def fake_api() -> Iterator[FakeTwilioApi]:
-    api = FakeTwilioApi().start()
-    yield api
-    api.stop()
-
-
-@pytest.fixture
-def twilio_settings(settings: Settings, fake_api: FakeTwilioApi) -> Settings:
-    return settings.with_(
-        twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN, public_base_url="https://ivr.example.org",
-        twilio_numbers=(("+982112345678", "137"), ("+982188880000", "1888")),
-        twilio_api_base=fake_api.base, sms_backend="twilio",
-    )
+from tests.fake_twilio import FakeTwilioApi, QueuedJobs, fake_api_fixture, twilio_settings_fixture  # noqa: F401 - fixtures
 
 
 def _queue(factory: sessionmaker[Session], jobs: Any, phone: str = "0912 123 4567", **kw: Any) -> int:

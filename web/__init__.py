@@ -85,6 +85,9 @@ def create_app(
     from web.followthrough import init_followthrough
 
     init_followthrough(app)
+    from web.twilio import init_twilio
+
+    init_twilio(app)  # after CSRFProtect: it exempts its webhooks from CSRF
     # ---- end of feature blueprints ----
     _error_pages(app)
 

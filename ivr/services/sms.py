@@ -19,7 +19,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
@@ -34,6 +34,9 @@ from ivr.services.messages import (
     phone_status,
     register_message,
 )
+
+if TYPE_CHECKING:
+    from ivr.jobs import JobContext, Jobs
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +81,7 @@ def persian_digits(text: str) -> str:
 
 
 def queue_sms(
-    session: Session, jobs: Any, *, phone: str, body: str, purpose: str, message_id: int | None = None
+    session: Session, jobs: Jobs, *, phone: str, body: str, purpose: str, message_id: int | None = None
 ) -> Sms:
     """Store an outgoing SMS as `queued`; job `sms.send` is enqueued once the session commits."""
     try:
@@ -97,7 +100,7 @@ def queue_sms(
     return sms
 
 
-def enqueue_after_commit(session: Session, jobs: Any, name: str, *, job_id: str, **payload: Any) -> None:
+def enqueue_after_commit(session: Session, jobs: Jobs, name: str, *, job_id: str, **payload: Any) -> None:
     """Queue a job once `session` commits (never if it rolls back)."""
     pending = session.info.get(_AFTER_COMMIT)
     if pending is None:
@@ -178,7 +181,7 @@ def apply_delivery_report(session: Session, provider_sid: str, provider_status: 
     return True
 
 
-def sms_send_job(ctx: Any, sms_id: int) -> str:
+def sms_send_job(ctx: JobContext, sms_id: int) -> str:
     """Job `sms.send`: send one queued SMS. Transient errors raise (the queue retries)."""
     from ivr.db import transaction
     from ivr.notify import NotifierError, build_notifier

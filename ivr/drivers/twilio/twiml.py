@@ -1,0 +1,138 @@
+"""The engine's instructions as TwiML (twilio's VoiceResponse), one step per webhook.
+
+Every answer ends by sending Twilio back to `/twilio/voice/step?n=<step>`: `n` numbers
+the steps of a call, so a retried webhook is recognised (same `n`, same parameters) and a
+legitimately repeated key ("9" to hear it again) is not. Prompts are played from the app:
+catalogue names from `/twilio/prompts/<name>.wav`, stored audio (a manager's reply) from
+`/twilio/audio/<token>.wav` with a signed, expiring token, never a path.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from twilio.twiml.voice_response import VoiceResponse
+
+from ivr.config import Settings
+from ivr.flow.steps import Play, ReadDigits, ReadKey, Record
+
+STEP_PATH = "/twilio/voice/step"
+RECORDING_CALLBACK_PATH = "/twilio/recording"
+AUDIO_TOKEN_MAX_AGE = 6 * 3600  # a reply link outlives any call that plays it
+HOLD_SECONDS = 1
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What the TwiML just sent waits for, so the next webhook can be read as the right event."""
+
+    kind: str  # key | digits | record | play | wait | end
+    max_digits: int = 0
+
+
+class AudioTokens:
+    """Signed, expiring tokens naming a stored recording (no path ever comes from a request)."""
+
+    def __init__(self, settings: Settings) -> None:
+        secret = settings.secret_key + settings.twilio_auth_token
+        self._serializer = URLSafeTimedSerializer(secret or "unset", salt="ivr-twilio-audio")
+        self.enabled = bool(secret)
+
+    def token(self, rel_path: str) -> str:
+        """A token for the stored file `rel_path`."""
+        return self._serializer.dumps(rel_path)
+
+    def rel_path(self, token: str) -> str | None:
+        """The stored path a token names, or None if forged, expired or tokens are off."""
+        if not self.enabled:
+            return None
+        try:
+            value = self._serializer.loads(token, max_age=AUDIO_TOKEN_MAX_AGE)
+        except BadSignature:
+            return None
+        return value if isinstance(value, str) else None
+
+
+class TwimlRenderer:
+    """Builds the TwiML for each kind of step."""
+
+    def __init__(self, settings: Settings, tokens: AudioTokens) -> None:
+        self.base = settings.public_base_url
+        self.operator = settings.twilio_operator
+        self.tokens = tokens
+
+    def url(self, path: str) -> str:
+        """An absolute URL Twilio is given (from the public base URL)."""
+        return self.base + path
+
+    def step_url(self, n: int) -> str:
+        """Where Twilio reports the outcome of step `n`."""
+        return self.url(f"{STEP_PATH}?n={n}")
+
+    def prompt_url(self, name: str) -> str:
+        """The URL of a prompt: a catalogue file, or a stored recording by signed token."""
+        if name.startswith("rec:"):
+            return self.url(f"/twilio/audio/{self.tokens.token(name[4:])}.wav")
+        return self.url(f"/twilio/prompts/{name}.wav")
+
+    def instruction(self, step: Play | ReadKey | ReadDigits | Record, n: int) -> tuple[str, Expect]:
+        """TwiML for a step that talks to the caller, and what its answer will be."""
+        r = VoiceResponse()
+        action = self.step_url(n)
+        if isinstance(step, ReadKey):
+            # finishOnKey="" because '#' is a menu key here, not an end-of-input mark.
+            g = r.gather(action=action, method="POST", num_digits=1, finish_on_key="",
+                         timeout=_seconds(step.timeout_ms), action_on_empty_result=True)
+            for name in step.prompts:
+                g.play(self.prompt_url(name))
+            return r.to_xml(), Expect("key")
+        if isinstance(step, ReadDigits):
+            g = r.gather(action=action, method="POST", num_digits=step.max_digits, finish_on_key="#",
+                         timeout=_seconds(step.timeout_ms), action_on_empty_result=True)
+            for name in step.prompts:
+                g.play(self.prompt_url(name))
+            return r.to_xml(), Expect("digits", step.max_digits)
+        if isinstance(step, Record):
+            for name in step.prompts:
+                r.play(self.prompt_url(name))
+            r.record(action=action, method="POST", max_length=step.max_seconds, timeout=step.silence_seconds,
+                     finish_on_key="#", play_beep=True,
+                     recording_status_callback=self.url(RECORDING_CALLBACK_PATH),
+                     recording_status_callback_method="POST",
+                     recording_status_callback_event="completed absent")
+            r.redirect(action, method="POST")  # reached only when nothing was recorded
+            return r.to_xml(), Expect("record")
+        for name in step.prompts:
+            r.play(self.prompt_url(name))
+        r.redirect(action, method="POST")
+        return r.to_xml(), Expect("play")
+
+    def hold(self, n: int) -> str:
+        """Wait a moment for work in the background (a recording being fetched), then ask again."""
+        r = VoiceResponse()
+        r.pause(length=HOLD_SECONDS)
+        r.redirect(self.step_url(n), method="POST")
+        return r.to_xml()
+
+    def transfer(self, prompts: tuple[str, ...] = ()) -> str:
+        """Hand the caller to the operators: `<Dial>` a number or `<Enqueue>` a queue."""
+        r = VoiceResponse()
+        for name in prompts:
+            r.play(self.prompt_url(name))
+        if re.fullmatch(r"\+?\d{3,15}", self.operator):
+            r.dial(self.operator)
+        else:
+            r.enqueue(self.operator)
+        return r.to_xml()
+
+    def hangup(self) -> str:
+        """End the call."""
+        r = VoiceResponse()
+        r.hangup()
+        return r.to_xml()
+
+
+def _seconds(ms: int) -> int:
+    return max(1, math.ceil(ms / 1000))
