@@ -45,6 +45,7 @@ class Settings:
     job_backoff: tuple[int, ...] = (10, 60, 300)
     secret_key: str = ""
     cookie_secure: bool = False
+    duplicate_window_days: int = 14
 
     def with_(self, **changes: object) -> Settings:
         """A copy with some settings changed (tests, CLI options)."""
@@ -185,6 +186,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         job_backoff=_backoff(env, "IVR_JOB_BACKOFF", (10, 60, 300)),
         secret_key=env.get("IVR_SECRET_KEY") or "",
         cookie_secure=_bool(env, "IVR_COOKIE_SECURE", False),
+        duplicate_window_days=_int(env, "IVR_DUPLICATE_WINDOW_DAYS", 14, 1, 365),
     )
 
 
