@@ -123,6 +123,11 @@ def audio_url(recording_id: int) -> str:
     return url_for("audio.play", token=audio_token(recording_id))
 
 
+def audio_enabled() -> bool:
+    """True once the inbox's signed audio endpoint (audio.play) is part of the app."""
+    return "audio.play" in current_app.view_functions
+
+
 def _sessions() -> Any:
     from web import sessions
 
@@ -242,7 +247,7 @@ def typed() -> ResponseReturnValue:
 def init_screening(app: Flask) -> None:
     """Register the screening pages, their labels and nav links."""
     app.register_blueprint(bp)
-    app.jinja_env.globals.update(fa_labels=LABELS, fa_age=age_text, audio_url=audio_url)
+    app.jinja_env.globals.update(fa_labels=LABELS, fa_age=age_text, audio_url=audio_url, audio_enabled=audio_enabled)
     app.jinja_env.filters["fa_duration"] = duration_text
     add_nav(app, "screening.queue", "پالایش پیام‌ها", SCREENERS)
     add_nav(app, "screening.typed", "ثبت پیام تلفنی", SCREENERS)
