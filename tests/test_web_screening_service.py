@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from ivr.models import AuditEntry, Message, Referral, User
 from ivr.services import screening
-from ivr.services.screening import Classification, ClaimConflict, ScreeningError, TypedMessage
+from ivr.services.screening import ClaimConflict, Classification, ScreeningError, TypedMessage
 from ivr.services.users import hash_password
 from tests.console_data import T0, seed
 
