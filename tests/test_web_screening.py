@@ -156,3 +156,31 @@ def test_typed_message_bad_phone_keeps_the_text_and_registers_nothing(client, ma
     with session_factory() as session:
         assert session.scalars(select(Message).where(Message.source == "operator")).all() == []
     assert client.post("/screening/typed", data={"line": "137"}).status_code == 400  # no CSRF token
+
+
+def test_screening_queue_without_the_inbox_audio_endpoint_shows_no_player(client, make_user, session_factory) -> None:
+    _seed(session_factory)
+    login(client, make_user("operator")[0])
+    page = client.get("/screening/").get_data(as_text=True)
+    assert ("<audio" in page) == ("audio.play" in client.application.view_functions)
+
+
+def test_screening_queue_plays_audio_once_the_inbox_audio_endpoint_exists(
+    settings, session_factory, jobs, make_user, monkeypatch
+) -> None:
+    import sys
+    import types
+
+    from web import create_app
+
+    s = _seed(session_factory)
+    app = create_app(settings, session_factory=session_factory, jobs=jobs, config={"TESTING": True})
+    if "audio.play" not in app.view_functions:  # before the inbox branch is merged: a stand-in endpoint
+        monkeypatch.setitem(sys.modules, "web.audio", types.SimpleNamespace(audio_token=lambda rid: f"signed-{rid}"))
+        app.add_url_rule("/audio/<token>", endpoint="audio.play", view_func=lambda token: "")
+    client = app.test_client()
+    login(client, make_user("operator")[0])
+    page = client.get("/screening/").get_data(as_text=True)
+    assert page.count("<audio") == 1  # only the first message has a recording
+    row = page.split(f'id="m{s.messages[0]}"')[1].split("</tr>")[0]
+    assert re.search(r'<audio controls preload="none" src="/[^"]+">', row)
