@@ -264,7 +264,7 @@ def single_window() -> ResponseReturnValue:
 def handoffs() -> ResponseReturnValue:
     """Calls the IVR handed to the operators' queue, newest first."""
     with transaction(_sessions(), readonly=True) as session:
-        calls = window_service.operator_handoffs(session, limit=100)
+        calls = window_service.operator_handoffs(session)
     return jsonify([
         {"id": c.id, "line": c.line_code, "caller": c.caller_number, "started_at": _iso(c.started_at),
          "keys": c.keys} for c in calls

@@ -38,7 +38,7 @@ def handoffs() -> ResponseReturnValue:
     from web import sessions
 
     with transaction(sessions(current_app), readonly=True) as session:
-        calls = window_service.operator_handoffs(session, limit=100)
+        calls = window_service.operator_handoffs(session)
     return render_template("window/handoffs.html", calls=calls)
 
 

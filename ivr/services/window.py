@@ -5,12 +5,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from ivr.identifiers import InvalidIdentifier, normalize_phone
 from ivr.models import Call, Citizen, Feedback, Message, Reminder, Sms
 
-HISTORY_LIMIT = 200
+HISTORY_LIMIT = 50
 
 
 class WindowError(ValueError):
@@ -42,6 +42,7 @@ class Window:
     feedback: list[Feedback] = field(default_factory=list)
     reminders: list[Reminder] = field(default_factory=list)
     sms: list[Sms] = field(default_factory=list)
+    limit: int = HISTORY_LIMIT  # each list holds at most this many, newest first
 
 
 def parse_phone(raw: str) -> str:
@@ -60,7 +61,9 @@ def single_window(session: Session, raw_phone: str, *, limit: int = HISTORY_LIMI
     """Calls (with keys and outcomes), messages with their referrals and replies, feedback, reminders and SMS of one number."""
     phone = parse_phone(raw_phone)
     citizen = session.scalar(select(Citizen).where(Citizen.phone == phone))
-    window = Window(phone=phone, citizen_id=citizen.id if citizen else None, name=citizen.name if citizen else None)
+    window = Window(
+        phone=phone, citizen_id=citizen.id if citizen else None, name=citizen.name if citizen else None, limit=limit
+    )
     call_match = Call.caller_number == phone
     if citizen is not None:
         call_match = or_(Call.citizen_id == citizen.id, call_match)
@@ -73,8 +76,7 @@ def single_window(session: Session, raw_phone: str, *, limit: int = HISTORY_LIMI
             session.scalars(
                 select(Message)
                 .where(Message.citizen_id == citizen.id)
-                .options(selectinload(Message.referrals), selectinload(Message.replies), selectinload(Message.topic),
-                         selectinload(Message.recordings))
+                .options(selectinload(Message.referrals), selectinload(Message.replies), joinedload(Message.topic))
                 .order_by(Message.created_at.desc())
                 .limit(limit)
             )
@@ -91,7 +93,7 @@ def single_window(session: Session, raw_phone: str, *, limit: int = HISTORY_LIMI
     return window
 
 
-def operator_handoffs(session: Session, *, limit: int = 50) -> list[CallRow]:
+def operator_handoffs(session: Session, *, limit: int = HISTORY_LIMIT) -> list[CallRow]:
     """The callers the IVR handed to the operators' queue, newest first."""
     calls = session.scalars(
         select(Call).where(Call.outcome == "operator").order_by(Call.started_at.desc(), Call.id.desc()).limit(limit)
