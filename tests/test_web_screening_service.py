@@ -40,6 +40,8 @@ def test_queue_lists_new_messages_oldest_first_with_caller_and_duration(db) -> N
     assert (rows[0].caller, rows[0].seconds, rows[0].line_code, rows[0].kind) == ("09121234567", 65.0, "1888", "complaint")
     assert rows[1].seconds is None and rows[1].recording_id is None
     assert screening.queue_size(db) == 2
+    assert screening.queue_size(db, cap=1) == 2  # counted up to cap + 1: "more than 1"
+    assert screening.queue_size(db, cap=0) == 1
 
 
 def test_claim_held_by_another_operator_conflicts_until_it_expires(db) -> None:

@@ -149,7 +149,8 @@ def queue() -> ResponseReturnValue:
         }
         for r in rows
     ]
-    return jsonify({"total": total, "items": items})
+    # `total` is counted up to total_cap + 1: more than total_cap means "over total_cap".
+    return jsonify({"total": total, "total_cap": screening.QUEUE_COUNT_CAP, "items": items})
 
 
 @bp.get("/messages/<int:message_id>")
@@ -373,7 +374,7 @@ def openapi_document() -> dict[str, Any]:
                                       "responses": {"200": {"description": "OpenAPI 3 document"}}}},
             "/screening/queue": {"get": _op(
                 "Screening queue, oldest first", SCREENERS,
-                {"200": _json({"type": "object", "properties": {"total": {"type": "integer"}, "items": {
+                {"200": _json({"type": "object", "properties": {"total": {"type": "integer"}, "total_cap": {"type": "integer"}, "items": {
                     "type": "array", "items": {"type": "object"}}}}, "Queue page")},
                 parameters=[{"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 200}},
                             {"name": "offset", "in": "query", "schema": {"type": "integer"}}],

@@ -142,7 +142,9 @@ def queue() -> ResponseReturnValue:
     with transaction(_sessions(), readonly=True) as session:
         rows = screening.screening_queue(session, limit=50, offset=(page - 1) * 50)
         total = screening.queue_size(session)
-    return render_template("screening/queue.html", rows=rows, total=total, page=page, now=utcnow())
+    return render_template(
+        "screening/queue.html", rows=rows, total=total, page=page, now=utcnow(), cap=screening.QUEUE_COUNT_CAP
+    )
 
 
 def _conflict_page(exc: Exception, message_id: int) -> ResponseReturnValue:

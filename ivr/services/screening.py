@@ -134,9 +134,13 @@ def screening_queue(session: Session, *, limit: int = 50, offset: int = 0) -> li
     ]
 
 
-def queue_size(session: Session) -> int:
-    """How many messages wait for screening."""
-    return session.scalar(select(func.count()).select_from(Message).where(Message.status == "new")) or 0
+QUEUE_COUNT_CAP = 10_000
+
+
+def queue_size(session: Session, *, cap: int = QUEUE_COUNT_CAP) -> int:
+    """How many messages wait for screening, counted up to `cap` + 1 (more than `cap`: "over cap")."""
+    waiting = select(Message.id).where(Message.status == "new").limit(cap + 1).subquery()
+    return session.scalar(select(func.count()).select_from(waiting)) or 0
 
 
 def get_message(session: Session, message_id: int) -> Message:
