@@ -166,3 +166,23 @@ def test_admin_services_parse_jalali_and_times() -> None:
             admin.parse_jalali(bad)
     with pytest.raises(admin.AdminError):
         admin.parse_time("25:00")
+
+
+@pytest.mark.parametrize(
+    ("url", "data"),
+    [
+        ("/admin/users", {"username": "sneaky", "full_name": "x", "role": "admin", "password": "long-enough-pw"}),
+        ("/admin/topics", {"code": "sneaky", "line": "137", "name": "x", "due_working_days": "3"}),
+        ("/admin/units", {"code": "sneaky", "name": "x", "kind": "department"}),
+        ("/admin/holidays", {"day": "1405/10/01", "name": "x"}),
+        ("/admin/hours", {"weekday": "5", "opens": "07:00", "closes": "19:00"}),
+    ],
+)
+def test_admin_forms_without_csrf_token_change_nothing(admin_client, session_factory, url, data) -> None:
+    resp = admin_client.post(url, data=data)
+    assert resp.status_code == 400 and "برگه منقضی شده است" in resp.get_data(as_text=True)
+    assert _actions(session_factory) == []
+    with session_factory() as session:
+        assert session.scalars(select(User.username)).all() == ["root"]
+        assert session.scalars(select(Topic)).all() == [] and session.scalars(select(Holiday)).all() == []
+        assert session.scalars(select(WorkingHours)).all() == []

@@ -208,3 +208,68 @@ def test_register_typed_bad_input_registers_nothing(db, changes, error) -> None:
     with pytest.raises(ScreeningError, match=error):
         screening.register_typed(db, a, TypedMessage(**values), datetime.now(UTC))
     assert len(db.scalars(select(Message)).all()) == before
+
+
+@pytest.mark.slow
+def test_concurrent_claims_and_decisions_on_postgres_let_exactly_one_operator_win() -> None:
+    """Real concurrency: threads with their own PostgreSQL connections race for one message."""
+    import threading
+    import uuid
+
+    from sqlalchemy import text
+
+    from ivr.db import make_engine, make_sessionmaker, transaction
+    from ivr.migrate import upgrade
+    from tests.conftest import POSTGRES_URL
+
+    schema = f"ivr_race_{uuid.uuid4().hex[:10]}"
+    admin_engine = make_engine(POSTGRES_URL)
+    with admin_engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    engine = make_engine(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
+    try:
+        upgrade(engine)
+        factory = make_sessionmaker(engine)
+        with transaction(factory) as session:
+            s = seed(session)
+            ids = []
+            for i in range(8):
+                user = User(username=f"racer{i}", full_name=f"کارشناس {i}", role="operator", password_hash="x")
+                session.add(user)
+                session.flush()
+                ids.append(user.id)
+
+        def race(work) -> list[str]:
+            barrier = threading.Barrier(len(ids))
+            results: list[str] = []
+
+            def run(user_id: int) -> None:
+                barrier.wait()
+                try:
+                    with transaction(factory) as session:
+                        work(session, user_id)
+                    results.append("won")
+                except ClaimConflict:
+                    results.append("conflict")
+
+            threads = [threading.Thread(target=run, args=(uid,)) for uid in ids]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+            return sorted(results)
+
+        claims = race(lambda session, uid: screening.claim(session, s.messages[0], uid, T0))
+        assert claims == ["conflict"] * 7 + ["won"]
+        decisions = race(lambda session, uid: screening.classify(
+            session, s.messages[1], uid,
+            Classification(decision="refer", kind="request", topic_id=s.topic_137, unit_id=s.unit_b, summary="x"),
+            T0, TZ))
+        assert decisions == ["conflict"] * 7 + ["won"]
+        with transaction(factory, readonly=True) as session:
+            assert len(session.scalars(select(Referral).where(Referral.message_id == s.messages[1])).all()) == 1
+    finally:
+        engine.dispose()
+        with admin_engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        admin_engine.dispose()
