@@ -43,9 +43,9 @@ def test_admin_units_tree_add_and_deactivate(admin_client, session_factory, make
     _post(admin_client, f"/admin/units/{parks.id}/active", active="0")
     with session_factory() as session:
         assert session.get(Unit, parks.id).active is False
-    dup = _post(admin_client, "/admin/units", code="parks", name="x", kind="organisation")
-    assert dup.status_code == 302
-    assert "واحدی با این کد هست." in admin_client.get("/admin/units").get_data(as_text=True)
+    dup = _post(admin_client, "/admin/units", code="parks", name="نام تایپ‌شده", kind="organisation")
+    page = dup.get_data(as_text=True)
+    assert dup.status_code == 400 and "واحدی با این کد هست." in page and 'value="نام تایپ‌شده"' in page
     assert _actions(session_factory) == ["unit_added", "unit_added", "unit_deactivated"]
 
 
@@ -64,16 +64,18 @@ def test_admin_creates_user_with_hashed_password_resets_and_deactivates(admin_cl
 
 
 def test_admin_user_rules_are_shown_in_persian_and_nothing_is_saved(admin_client, session_factory) -> None:
-    _post(admin_client, "/admin/users", username="mgr", full_name="مدیر", role="manager", password="long-enough-pw")
-    page = admin_client.get("/admin/users").get_data(as_text=True)
-    assert "مدیر واحد باید واحدی داشته باشد." in page
-    _post(admin_client, "/admin/users", username="op2", full_name="x", role="operator", password="short")
-    assert "گذرواژه باید دست‌کم ۱۰ نویسه باشد." in admin_client.get("/admin/users").get_data(as_text=True)
+    resp = _post(admin_client, "/admin/users", username="mgr", full_name="مدیر تازه", role="manager",
+                 password="long-enough-pw")
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 400 and "مدیر واحد باید واحدی داشته باشد." in page
+    assert 'value="mgr"' in page and 'value="مدیر تازه"' in page  # nothing typed is lost
+    resp = _post(admin_client, "/admin/users", username="op2", full_name="x", role="operator", password="short")
+    assert resp.status_code == 400 and "گذرواژه باید دست‌کم ۱۰ نویسه باشد." in resp.get_data(as_text=True)
     with session_factory() as session:
         assert session.scalars(select(User.username).order_by(User.username)).all() == ["root"]
         root = session.scalars(select(User).where(User.username == "root")).one()
-    assert _post(admin_client, f"/admin/users/{root.id}/active", active="0").status_code == 302
-    assert "نمی‌توانید حساب خودتان را غیرفعال کنید." in admin_client.get("/admin/users").get_data(as_text=True)
+    resp = _post(admin_client, f"/admin/users/{root.id}/active", active="0")
+    assert resp.status_code == 400 and "نمی‌توانید حساب خودتان را غیرفعال کنید." in resp.get_data(as_text=True)
     assert _actions(session_factory) == []
 
 
@@ -102,8 +104,8 @@ def test_admin_topics_deadline_changes_are_audited(admin_client, session_factory
         topic = session.scalars(select(Topic).where(Topic.code == "lights")).one()
         assert (topic.due_working_days, topic.line_code, topic.active) == (4, "137", True)
     _post(admin_client, f"/admin/topics/{topic.id}", due_working_days="10", unit_id="", active="1")
-    _post(admin_client, f"/admin/topics/{topic.id}", due_working_days="400", unit_id="", active="1")
-    assert "مهلت پاسخ باید از ۱ تا ۳۶۵ روز کاری باشد." in admin_client.get("/admin/topics").get_data(as_text=True)
+    resp = _post(admin_client, f"/admin/topics/{topic.id}", due_working_days="400", unit_id="", active="1")
+    assert resp.status_code == 400 and "مهلت پاسخ باید از ۱ تا ۳۶۵ روز کاری باشد." in resp.get_data(as_text=True)
     with session_factory() as session:
         assert session.get(Topic, topic.id).due_working_days == 10
         detail = session.scalars(select(AuditEntry.detail).where(AuditEntry.action == "topic_changed")).one()
@@ -116,8 +118,9 @@ def test_admin_holidays_are_entered_and_shown_in_jalali(admin_client, session_fa
         assert session.scalars(select(Holiday.day)).all() == [date(2026, 12, 22)]
     page = admin_client.get("/admin/calendar").get_data(as_text=True)
     assert "۱۴۰۵/۱۰/۰۱" in page and "تعطیلی آزمایشی" in page
-    _post(admin_client, "/admin/holidays", day="1405/12/31", name="نادرست")
-    assert "این تاریخ در تقویم خورشیدی وجود ندارد." in admin_client.get("/admin/calendar").get_data(as_text=True)
+    resp = _post(admin_client, "/admin/holidays", day="1405/12/31", name="نادرست")
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 400 and "این تاریخ در تقویم خورشیدی وجود ندارد." in page and 'value="نادرست"' in page
     _post(admin_client, "/admin/holidays/2026-12-22/delete")
     with session_factory() as session:
         assert session.scalars(select(Holiday)).all() == []
@@ -131,8 +134,8 @@ def test_admin_working_hours_set_and_cleared(admin_client, session_factory) -> N
         hours = session.get(WorkingHours, 5)
         assert (hours.opens, hours.closes) == (time(7, 30), time(19, 0))
     assert "۰۷:۳۰" in admin_client.get("/admin/calendar").get_data(as_text=True)
-    _post(admin_client, "/admin/hours", weekday="5", opens="20:00", closes="08:00")
-    assert "ساعت شروع باید پیش از ساعت پایان باشد." in admin_client.get("/admin/calendar").get_data(as_text=True)
+    resp = _post(admin_client, "/admin/hours", weekday="5", opens="20:00", closes="08:00")
+    assert resp.status_code == 400 and "ساعت شروع باید پیش از ساعت پایان باشد." in resp.get_data(as_text=True)
     _post(admin_client, "/admin/hours", weekday="5", opens="", closes="")
     with session_factory() as session:
         assert session.get(WorkingHours, 5) is None

@@ -46,16 +46,15 @@ def _settings() -> Any:
 
 
 def _change(back: str, work: Callable[[Session], object], done: str) -> ResponseReturnValue:
-    """Run one audited change; an AdminError is flashed (nothing saved), a missing object is 404."""
+    """Run one audited change; an AdminError re-shows the page with the message and what was typed (400)."""
     try:
         with transaction(_sessions()) as session:
             work(session)
     except svc.NotFound:
         abort(404)
     except svc.AdminError as exc:
-        flash(str(exc), "error")
-    else:
-        flash(done, "info")
+        return PAGES[back](error=str(exc), form=request.form), 400
+    flash(done, "info")
     return redirect(url_for(back))
 
 
@@ -74,9 +73,13 @@ def index() -> ResponseReturnValue:
 @roles_required(*ADMINS)
 def units() -> ResponseReturnValue:
     """The units tree with each unit's managers."""
+    return _units_page()
+
+
+def _units_page(error: str | None = None, form: Any = None) -> str:
     with transaction(_sessions(), readonly=True) as session:
         tree = svc.units_tree(session)
-    return render_template("admin/units.html", tree=tree, kinds=UNIT_KINDS)
+    return render_template("admin/units.html", tree=tree, kinds=UNIT_KINDS, error=error, form=form or {})
 
 
 @bp.post("/units")
@@ -102,10 +105,14 @@ def unit_active(unit_id: int) -> ResponseReturnValue:
 @roles_required(*ADMINS)
 def users() -> ResponseReturnValue:
     """Users, their roles and units."""
+    return _users_page()
+
+
+def _users_page(error: str | None = None, form: Any = None) -> str:
     with transaction(_sessions(), readonly=True) as session:
         rows = svc.list_users(session)
         tree = svc.units_tree(session)
-    return render_template("admin/users.html", users=rows, tree=tree, roles=ROLES)
+    return render_template("admin/users.html", users=rows, tree=tree, roles=ROLES, error=error, form=form or {})
 
 
 @bp.post("/users")
@@ -162,10 +169,14 @@ def user_token(user_id: int) -> ResponseReturnValue:
 @roles_required(*ADMINS)
 def topics() -> ResponseReturnValue:
     """Topics and their deadlines in working days."""
+    return _topics_page()
+
+
+def _topics_page(error: str | None = None, form: Any = None) -> str:
     with transaction(_sessions(), readonly=True) as session:
         rows = svc.list_topics(session)
         tree = svc.units_tree(session)
-    return render_template("admin/topics.html", topics=rows, tree=tree)
+    return render_template("admin/topics.html", topics=rows, tree=tree, error=error, form=form or {})
 
 
 @bp.post("/topics")
@@ -193,10 +204,16 @@ def update_topic(topic_id: int) -> ResponseReturnValue:
 @roles_required(*ADMINS)
 def calendar() -> ResponseReturnValue:
     """Working hours per weekday and the holidays (Jalali)."""
+    return _calendar_page()
+
+
+def _calendar_page(error: str | None = None, form: Any = None) -> str:
     with transaction(_sessions(), readonly=True) as session:
         hours = svc.working_hours(session)
         holidays = svc.holiday_rows(session, svc.now_local(_settings()).date())
-    return render_template("admin/calendar.html", hours=hours, holidays=holidays, weekdays=WEEKDAYS)
+    return render_template(
+        "admin/calendar.html", hours=hours, holidays=holidays, weekdays=WEEKDAYS, error=error, form=form or {}
+    )
 
 
 @bp.post("/hours")
@@ -251,6 +268,13 @@ def prompt_audio(name: str) -> ResponseReturnValue:
     except svc.NotFound:
         abort(404)
     return send_file(path, mimetype="audio/wav", conditional=True, max_age=300)
+
+
+# Where a failed change is shown again, by the endpoint it returns to.
+PAGES: dict[str, Callable[..., str]] = {
+    "admin.units": _units_page, "admin.users": _users_page, "admin.topics": _topics_page,
+    "admin.calendar": _calendar_page,
+}
 
 
 def init_admin(app: Flask) -> None:
