@@ -29,6 +29,7 @@ def test_screening_queue_shows_messages_oldest_first_in_persian(client, make_use
     assert "صف پالایش" in page and "۳ پیام" in page
     assert page.index("۱۰۰۰۰۰۰۱۶") < page.index("۲۰۰۰۰۰۰۱۵") < page.index("۳۰۰۰۰۰۰۱۹")
     assert "۰۹۱۲۱۲۳۴۵۶۷" in page and "۱:۰۵" in page and "شکایت" in page and "۱۸۸۸" in page
+    assert "۱۴۰۵/۰۹/۰۷ ۰۸:۳۰" in page  # T0 - 5 h in Tehran, Jalali
     assert f'action="/screening/{s.messages[0]}/claim"' in page
 
 
@@ -48,6 +49,8 @@ def test_screening_claim_then_second_operator_gets_a_409_in_persian(app, make_us
     assert f"این پیام را کاربر {user_a} در دست بررسی دارد" in resp.get_data(as_text=True)
     queue = second.get("/screening/").get_data(as_text=True)
     assert f"در دست کاربر {user_a}" in queue
+    detail = second.get(f"/screening/{s.messages[0]}").get_data(as_text=True)
+    assert f"این پیام را کاربر {user_a} تا " in detail and 'id="classify"' not in detail
     with session_factory() as session:
         assert session.get(Message, s.messages[0]).claimed_by_id == _user_id(session_factory, user_a)
 

@@ -446,6 +446,7 @@ class MessageView:
     suggestions: tuple[Suggestion, ...]
     topics: tuple[Topic, ...]
     units: tuple[Unit, ...]
+    holder: str | None  # who holds the claim (even if expired)
 
 
 def message_view(session: Session, message_id: int, window_days: int) -> MessageView:
@@ -459,4 +460,6 @@ def message_view(session: Session, message_id: int, window_days: int) -> Message
         suggestions=tuple(suggest_originals(session, message, window_days)),
         topics=tuple(topics_for(session, message.line_code)),
         units=tuple(active_units(session)),
+        holder=session.scalar(select(User.full_name).where(User.id == message.claimed_by_id))
+        if message.claimed_by_id else None,
     )
