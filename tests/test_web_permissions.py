@@ -33,6 +33,10 @@ EXPLICIT: dict[str, frozenset[str]] = {
     "api.openapi": EVERYONE,  # the API description holds no data
 }
 
+# Routes with their own authentication instead of roles (e.g. Twilio webhooks, checked by signature):
+# endpoint -> how they authenticate. They must answer every role and anonymous alike.
+OTHER_AUTH: dict[str, str] = {}
+
 # Endpoints that need particular URL arguments (others get ids that do not exist).
 SAMPLE_ARGS: dict[str, Callable[[Any], dict[str, Any]]] = {
     "static": lambda app: {"filename": "console.css"},
@@ -75,7 +79,8 @@ def _expected_denial(role: str, path: str, resp: Any) -> bool:
     return resp.status_code == 403
 
 
-def test_permission_matrix_every_route_every_role(app, make_user, session_factory) -> None:
+def matrix_problems(app: Any, make_user: Any, session_factory: Any, other_auth: dict[str, str]) -> list[str]:
+    """Request every route as every role and anonymous; list each answer that breaks the declared permissions."""
     app.extensions["ivr_limiter"].enabled = False  # the matrix signs in more often than a person would
     clients: dict[str, Any] = {}
     tokens: dict[str, str] = {}
@@ -97,6 +102,17 @@ def test_permission_matrix_every_route_every_role(app, make_user, session_factor
     for rule in rules:
         view = app.view_functions[rule.endpoint]
         declared = getattr(view, "allowed_roles", None)
+        if rule.endpoint in other_auth:
+            url = _sample_url(app, rule)
+            for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+                codes = set()
+                for role, client in clients.items():
+                    data = {"csrf_token": csrf[role]} if method != "GET" else None
+                    with client.open(url, method=method, data=data) as resp:
+                        codes.add(resp.status_code)
+                if len(codes) != 1:
+                    problems.append(f"{method} {url}: answers roles differently ({sorted(codes)})")
+            continue
         if declared is not None:
             allowed = frozenset(declared)
         elif rule.endpoint in EXPLICIT:
@@ -115,7 +131,20 @@ def test_permission_matrix_every_route_every_role(app, make_user, session_factor
                 elif role not in allowed and not _expected_denial(role, url, resp):
                     problems.append(f"{method} {url}: {role} should be denied, got {resp.status_code}")
                 resp.close()
-    assert problems == []
+    return problems
+
+
+def test_permission_matrix_every_route_every_role(app, make_user, session_factory) -> None:
+    assert matrix_problems(app, make_user, session_factory, OTHER_AUTH) == []
+
+
+def test_permission_matrix_routes_with_other_auth_must_answer_every_role_alike(app, make_user, session_factory) -> None:
+    from flask_login import current_user
+
+    app.add_url_rule("/hook", "hook", lambda: ("bad signature", 403))
+    app.add_url_rule("/leaky", "leaky", lambda: ("", 200 if current_user.is_authenticated else 403))
+    problems = matrix_problems(app, make_user, session_factory, {**OTHER_AUTH, "hook": "sig", "leaky": "sig"})
+    assert problems == ["GET /leaky: answers roles differently ([200, 403])"]
 
 
 def test_permission_matrix_fails_for_a_route_without_declared_permission(app) -> None:
