@@ -19,7 +19,7 @@ from flask_login import current_user
 
 from ivr.db import transaction
 from ivr.identifiers import latin_digits
-from ivr.models import MESSAGE_KINDS, MESSAGE_STATUSES, NOT_REFERRED_REASONS, UNIT_KINDS, utcnow
+from ivr.models import utcnow
 from ivr.services import screening
 from web.auth import roles_required
 from web.home import add_nav
@@ -52,8 +52,6 @@ LABELS: dict[str, dict[str, str]] = {
         "nuisance": "مزاحم", "irrelevant": "نامرتبط", "failed": "خطا",
     },
 }
-assert set(LABELS["kind"]) == set(MESSAGE_KINDS) and set(LABELS["status"]) == set(MESSAGE_STATUSES)
-assert set(LABELS["reason"]) == set(NOT_REFERRED_REASONS) and set(LABELS["unit_kind"]) == set(UNIT_KINDS)
 
 
 def optional_int(value: str | None) -> int | None:
