@@ -480,3 +480,24 @@ CREATE TABLE twilio_recordings (
 );
 
 CREATE INDEX ix_twilio_recordings_call_sid ON twilio_recordings (call_sid);
+
+-- 0004_console: API bearer tokens (hashed); indexes for the console's queries
+-- ---------------------------------------------------------------------------
+CREATE TABLE api_tokens (
+	id SERIAL NOT NULL,
+	user_id INTEGER NOT NULL,
+	token_hash VARCHAR(64) NOT NULL,
+	name VARCHAR(100) NOT NULL,
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	last_used_at TIMESTAMP WITH TIME ZONE,
+	revoked_at TIMESTAMP WITH TIME ZONE,
+	CONSTRAINT pk_api_tokens PRIMARY KEY (id),
+	CONSTRAINT uq_api_tokens_token_hash UNIQUE (token_hash),
+	CONSTRAINT fk_api_tokens_user_id_users FOREIGN KEY(user_id) REFERENCES users (id)
+);
+
+CREATE INDEX ix_api_tokens_user_id ON api_tokens (user_id);
+-- Likely originals of a duplicate: same topic and district, recent first.
+CREATE INDEX ix_messages_topic_id_district_created_at ON messages (topic_id, district, created_at);
+-- The callers the IVR handed to the operators' queue, newest first.
+CREATE INDEX ix_calls_outcome_started_at ON calls (outcome, started_at);

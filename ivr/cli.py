@@ -525,5 +525,31 @@ def followthrough_sweep(ctx: click.Context) -> None:
     click.echo(f"{result['escalated']} escalated, {result['surveys']} surveys sent")
 
 
+# ---- console: API tokens --------------------------------------------------------------------
+
+
+@users.command("token")
+@click.argument("username")
+@click.option("--name", default="cli", show_default=True, help="A label to recognise the token by.")
+@click.pass_context
+@friendly
+def users_token(ctx: click.Context, username: str, name: str) -> None:
+    """Make a bearer token for the JSON API (printed once; only its hash is stored)."""
+    from sqlalchemy import select
+
+    from ivr.db import make_sessionmaker, transaction
+    from ivr.models import User
+    from ivr.services.api_tokens import create_token
+    from ivr.services.users import UserError
+
+    settings = _settings(ctx)
+    with transaction(make_sessionmaker(_engine(settings))) as session:
+        user = session.scalars(select(User).where(User.username == username)).one_or_none()
+        if user is None or not user.active:
+            raise UserError(f"no active user named {username!r}")
+        _token, plain = create_token(session, user.id, name)
+    click.echo(plain)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

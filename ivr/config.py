@@ -65,6 +65,7 @@ class Settings:
     inspection_seed: str = "ivr"
     inspection_photo_max_bytes: int = 5 * 1024 * 1024
     sweep_seconds: int = 300
+    duplicate_window_days: int = 14
 
     def twilio_line_for(self, number: str | None) -> str | None:
         """The line a Twilio number (`To`) belongs to, from IVR_TWILIO_NUMBERS; None if unknown."""
@@ -246,6 +247,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         inspection_seed=env.get("IVR_INSPECTION_SEED") or "ivr",
         inspection_photo_max_bytes=_int(env, "IVR_INSPECTION_PHOTO_MAX_BYTES", 5 * 1024 * 1024, 1024, 50 * 1024 * 1024),
         sweep_seconds=_int(env, "IVR_SWEEP_SECONDS", 300, 5, 86400),
+        duplicate_window_days=_int(env, "IVR_DUPLICATE_WINDOW_DAYS", 14, 1, 365),
     )
 
 

@@ -680,3 +680,27 @@ class TwilioRecording(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[stamp]
     updated_at: Mapped[stamp]
+
+
+# ---- 0004_console: API tokens and the indexes the console's queries need ------------------------
+
+
+class ApiToken(Base):
+    """A bearer token for the JSON API; only its SHA-256 is stored, the token is shown once."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (Index(None, "user_id"),)
+
+    id: Mapped[intpk]
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), nullable=False)
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    created_at: Mapped[stamp]
+    last_used_at: Mapped[maybe_stamp]
+    revoked_at: Mapped[maybe_stamp]
+
+
+# Likely originals of a duplicate: same topic and district, recent first.
+Index("ix_messages_topic_id_district_created_at", Message.topic_id, Message.district, Message.created_at)
+# The callers the IVR handed to the operators' queue, newest first.
+Index("ix_calls_outcome_started_at", Call.outcome, Call.started_at)

@@ -90,6 +90,7 @@ def create_app(
     init_twilio(app)  # after CSRFProtect: it exempts its webhooks from CSRF
     # ---- end of feature blueprints ----
     _error_pages(app)
+    _init_console(app)
 
     @app.after_request
     def _security_headers(response: Any) -> Any:
@@ -113,6 +114,19 @@ def _error_pages(app: Flask) -> None:
 
     for code in ERRORS:
         app.register_error_handler(code, render)
+
+
+def _init_console(app: Flask) -> None:
+    """Operators', administrators' and API blueprints (issue 5, console half)."""
+    from web.admin import init_admin
+    from web.api import init_api
+    from web.screening import init_screening
+    from web.window import init_window
+
+    init_screening(app)
+    init_window(app)
+    init_admin(app)
+    init_api(app)
 
 
 def sessions(app: Any) -> sessionmaker[Session]:

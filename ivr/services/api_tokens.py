@@ -1,0 +1,70 @@
+"""Bearer tokens for the JSON API: made for a user, shown once, stored only as a SHA-256."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ivr.models import ApiToken, User, utcnow
+from ivr.services import audit
+
+PREFIX = "ivr_"
+
+
+class TokenError(ValueError):
+    """A token cannot be made as asked."""
+
+
+def hash_token(plain: str) -> str:
+    """The stored form of a token (tokens are long and random, so a plain SHA-256 suffices)."""
+    return hashlib.sha256(plain.encode()).hexdigest()
+
+
+def create_token(
+    session: Session, user_id: int, name: str, *, actor_id: int | None = None, ip: str | None = None
+) -> tuple[ApiToken, str]:
+    """A new token for an active user; gives back the row and the plain token (never stored)."""
+    user = session.get(User, user_id)
+    if user is None or not user.active:
+        raise TokenError(f"no active user with id {user_id}")
+    name = name.strip() or "api"
+    if len(name) > 100:
+        raise TokenError("the token name is longer than 100 characters")
+    plain = PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(user_id=user.id, token_hash=hash_token(plain), name=name, created_at=utcnow())
+    session.add(token)
+    session.flush()
+    audit.record(session, actor_id, "api_token_created", "user", user.id, f"token={token.id} name={name}", ip)
+    return token, plain
+
+
+def user_for_token(session: Session, plain: str, now: datetime) -> User | None:
+    """The active user a valid, unrevoked token belongs to (and note its use), else None."""
+    if not plain.startswith(PREFIX) or len(plain) > 200:
+        return None
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(plain)))
+    if token is None or token.revoked_at is not None:
+        return None
+    user = session.get(User, token.user_id)
+    if user is None or not user.active:
+        return None
+    token.last_used_at = now
+    return user
+
+
+def revoke_token(session: Session, token_id: int, *, actor_id: int | None = None, ip: str | None = None) -> bool:
+    """Revoke a token; False if there is no such live token."""
+    token = session.get(ApiToken, token_id)
+    if token is None or token.revoked_at is not None:
+        return False
+    token.revoked_at = utcnow()
+    audit.record(session, actor_id, "api_token_revoked", "user", token.user_id, f"token={token.id}", ip)
+    return True
+
+
+def tokens_of(session: Session, user_id: int) -> list[ApiToken]:
+    """A user's tokens, newest first."""
+    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc())))
