@@ -1,0 +1,110 @@
+"""Checking and converting an uploaded spoken reply: real audio, not too long, not silent.
+
+Nothing here trusts a file name, an extension or a MIME type: ffprobe must find an audio
+stream and ffmpeg (through pydub) must decode it. The result is two files: an 8 kHz mono
+16-bit WAV for the phone (what Asterisk plays as `wav`) and an Ogg/Opus copy for browsers.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ivr.services.storage import has_speech
+
+log = logging.getLogger(__name__)
+
+PHONE_RATE = 8000
+BROWSER_FORMAT = "ogg"  # Opus in Ogg: small, played by every current browser
+
+
+@dataclass(frozen=True)
+class ReplyAudioLimits:
+    """What an uploaded reply may be."""
+
+    max_bytes: int = 10 * 1024 * 1024
+    max_seconds: float = 180.0
+    min_seconds: float = 1.0
+    min_speech_ms: int = 300
+    silence_threshold_dbfs: float = -45.0
+
+
+class ReplyAudioError(ValueError):
+    """An upload that is not an acceptable spoken reply; `text` is the Persian message for the user."""
+
+    def __init__(self, text: str, status: int = 400, reason: str = "invalid") -> None:
+        super().__init__(text)
+        self.text = text
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ConvertedAudio:
+    """A checked reply: the phone WAV, the browser copy (both in the work folder) and its length."""
+
+    phone_wav: Path
+    browser: Path
+    seconds: float
+
+
+def _probe_has_audio(path: Path) -> bool:
+    from pydub.utils import mediainfo_json
+
+    try:
+        info: dict[str, Any] = mediainfo_json(str(path))
+    except Exception:  # ffprobe's JSON missing or malformed: not something we can read
+        return False
+    streams = info.get("streams") or []
+    return any(s.get("codec_type") == "audio" for s in streams)
+
+
+def convert_reply_audio(src: Path, work_dir: Path, limits: ReplyAudioLimits | None = None) -> ConvertedAudio:
+    """Check `src` for real and write the phone WAV and the browser copy into `work_dir`.
+
+    Raises ReplyAudioError (413 for a file too big, 400 otherwise) and then leaves nothing behind
+    in `work_dir` except `src` itself.
+    """
+    from pydub import AudioSegment
+
+    limits = limits or ReplyAudioLimits()
+    size = src.stat().st_size if src.is_file() else 0
+    if size == 0:
+        raise ReplyAudioError("پرونده صوتی فرستاده نشد یا خالی است.", 400, "missing")
+    if size > limits.max_bytes:
+        raise ReplyAudioError(
+            f"پرونده بزرگ‌تر از حد مجاز ({limits.max_bytes // (1024 * 1024)} مگابایت) است.", 413, "too_big"
+        )
+    if not _probe_has_audio(src):
+        raise ReplyAudioError("این پرونده صدا نیست یا خراب است.", 400, "not_audio")
+    try:
+        # Decode at most a second past the limit: a very long file costs no more than that.
+        audio = AudioSegment.from_file(str(src), format=None, duration=limits.max_seconds + 1)
+    except Exception as exc:  # pydub raises CouldntDecodeError, IndexError, ... from ffmpeg output
+        log.info("reply upload not decodable: %s", str(exc).splitlines()[0] if str(exc) else exc)
+        raise ReplyAudioError("این پرونده صدا نیست یا خراب است.", 400, "not_audio") from None
+    seconds = len(audio) / 1000.0
+    if seconds > limits.max_seconds:
+        raise ReplyAudioError(
+            f"پاسخ صوتی بیش از {int(limits.max_seconds // 60)} دقیقه است؛ کوتاه‌ترش کنید.", 400, "too_long"
+        )
+    if seconds < limits.min_seconds:
+        raise ReplyAudioError("پاسخ صوتی خیلی کوتاه است.", 400, "too_short")
+    phone_wav = work_dir / "reply.wav"
+    browser = work_dir / f"reply.{BROWSER_FORMAT}"
+    try:
+        phone = audio.set_channels(1).set_frame_rate(PHONE_RATE).set_sample_width(2)
+        phone.export(str(phone_wav), format="wav").close()
+        if not has_speech(
+            phone_wav, min_speech_ms=limits.min_speech_ms, threshold_dbfs=limits.silence_threshold_dbfs
+        ):
+            raise ReplyAudioError("در این پرونده صدایی شنیده نمی‌شود (سکوت است).", 400, "silent")
+        audio.set_channels(1).export(
+            str(browser), format=BROWSER_FORMAT, codec="libopus", bitrate="32k"
+        ).close()
+    except BaseException:
+        phone_wav.unlink(missing_ok=True)
+        browser.unlink(missing_ok=True)
+        raise
+    return ConvertedAudio(phone_wav=phone_wav, browser=browser, seconds=round(seconds, 3))
