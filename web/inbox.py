@@ -106,6 +106,7 @@ def reply(message_id: int) -> ResponseReturnValue:
     from web import jobs_of, sessions
 
     settings = current_app.config["IVR_SETTINGS"]
+    upload = request.files.get("audio")
     try:
         send_reply(
             sessions(current_app),
@@ -113,7 +114,7 @@ def reply(message_id: int) -> ResponseReturnValue:
             jobs_of(current_app),
             viewer_of(current_user),
             message_id,
-            upload=request.files["audio"].stream if request.files.get("audio") else None,
+            upload=upload.stream if upload else None,
             text=request.form.get("text"),
             work_root=settings.data_dir / "uploads",
             limits=current_app.config.get("REPLY_AUDIO_LIMITS"),
@@ -126,6 +127,9 @@ def reply(message_id: int) -> ResponseReturnValue:
     except ReplyError as exc:
         flash(fa_digits(exc.text), "error")
         return _message_page(message_id, exc.status)
+    finally:
+        if upload is not None:
+            upload.close()
     flash("پاسخ صوتی فرستاده شد و به شهروند خبر داده می‌شود.", "info")
     return redirect(url_for("inbox.message", message_id=message_id))
 

@@ -73,9 +73,8 @@ def convert_reply_audio(src: Path, work_dir: Path, limits: ReplyAudioLimits | No
     if size == 0:
         raise ReplyAudioError("پرونده صوتی فرستاده نشد یا خالی است.", 400, "missing")
     if size > limits.max_bytes:
-        raise ReplyAudioError(
-            f"پرونده بزرگ‌تر از حد مجاز ({limits.max_bytes // (1024 * 1024)} مگابایت) است.", 413, "too_big"
-        )
+        megabytes = f"{round(limits.max_bytes / (1024 * 1024), 2):g}".replace(".", "٫")
+        raise ReplyAudioError(f"پرونده بزرگ‌تر از حد مجاز ({megabytes} مگابایت) است.", 413, "too_big")
     if not _probe_has_audio(src):
         raise ReplyAudioError("این پرونده صدا نیست یا خراب است.", 400, "not_audio")
     try:
