@@ -35,6 +35,7 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     for name, segment, fmt, codec in (
         ("webm", browser, "webm", "libopus"),
         ("mp3", speech.set_frame_rate(44100), "mp3", None),
+        ("wav", speech.set_frame_rate(16000), "wav", None),
         ("silent", AudioSegment.silent(4000, frame_rate=48000), "webm", "libopus"),
         ("seven_seconds", browser * 3, "ogg", "libopus"),
         ("long", AudioSegment.silent(185_000, frame_rate=8000), "ogg", "libopus"),
@@ -117,10 +118,14 @@ def wait_for(items: list[int], count: int = 1, timeout: float = 5.0) -> None:
     time.sleep(0.2)  # room for a second, wrong, run to show up
 
 
-@pytest.mark.parametrize("kind,filename,mimetype", [("webm", "reply.webm", "audio/webm"),
-                                                     ("mp3", "reply.bin", "application/octet-stream")])
-def test_reply_upload_is_stored_for_phone_and_browser(client, db, settings, setup, samples, followups,
-                                                      kind: str, filename: str, mimetype: str) -> None:
+@pytest.mark.parametrize("kind,filename,mimetype,browser_format,magic", [
+    ("webm", "reply.webm", "audio/webm", "webm", b"\x1aE\xdf\xa3"),  # MediaRecorder's own file is kept
+    ("mp3", "reply.bin", "application/octet-stream", "mp3", b"ID3"),
+    ("wav", "reply.mp3", "audio/mpeg", "ogg", b"OggS"),  # anything else becomes Ogg/Opus
+])
+def test_reply_upload_is_stored_for_phone_and_browser(client, db, settings, setup, samples, followups, kind: str,
+                                                      filename: str, mimetype: str, browser_format: str,
+                                                      magic: bytes) -> None:
     login(client, setup["manager"], setup["password"])
     response = post_reply(client, setup["msg"], samples[kind], filename=filename, mimetype=mimetype,
                           text="لامپ‌ها تعویض شد")
@@ -133,13 +138,14 @@ def test_reply_upload_is_stored_for_phone_and_browser(client, db, settings, setu
     assert reply.referral_id == referral.id and referral.closed_at is not None
     assert reply.author_id is not None
     phone, browser = reply.recordings
-    assert (phone.format, browser.format, phone.purpose, browser.purpose) == ("wav", "ogg", "reply", "reply")
+    assert (phone.format, browser.format, phone.purpose, browser.purpose) == ("wav", browser_format, "reply", "reply")
     store = AudioStore(settings.recordings_dir)
     with wave.open(str(store.path_of(phone.path))) as w:
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
         assert w.getnframes() / 8000 == pytest.approx(3.0, abs=0.1)
     assert has_speech(store.path_of(phone.path))
-    assert store.path_of(browser.path).read_bytes()[:4] == b"OggS"
+    assert store.path_of(browser.path).read_bytes().startswith(magic)
+    assert browser.path.endswith(f".{browser_format}")
     assert phone.seconds == pytest.approx(3.0, abs=0.1) and phone.size_bytes == store.path_of(phone.path).stat().st_size
     assert stored_files(settings) == {setup["message_file"], phone.path, browser.path}
     msg = db.get(Message, setup["msg"])

@@ -58,7 +58,7 @@ def test_journey_phone_message_referred_answered_in_console_and_heard_on_key_2(
     db.expire_all()
     (reply,) = db.scalars(select(Reply).where(Reply.message_id == msg.id)).all()
     wav = db.scalar(select(Recording).where(Recording.reply_id == reply.id, Recording.format == "wav"))
-    ogg = db.scalar(select(Recording).where(Recording.reply_id == reply.id, Recording.format == "ogg"))
+    browser = db.scalar(select(Recording).where(Recording.reply_id == reply.id, Recording.format == "webm"))
     wait_for(followups)
     assert followups == [reply.id]
 
@@ -66,7 +66,7 @@ def test_journey_phone_message_referred_answered_in_console_and_heard_on_key_2(
     followup = call(agi, settings, [press("2"), type_digits(code + "#"), wait(), wait(), wait(), press("1")],
                     caller=CALLER)
     phone_file = str(settings.recordings_dir / wav.path).rsplit(".", 1)[0]
-    browser_file = str(settings.recordings_dir / ogg.path).rsplit(".", 1)[0]
+    browser_file = str(settings.recordings_dir / browser.path).rsplit(".", 1)[0]
     heard = followup.heard[followup.heard.index("status_answered"):]
     assert heard[:4] == ["status_answered", "referred_to_unit", "reply_follows", phone_file]
     assert browser_file not in followup.heard

@@ -2,11 +2,15 @@
 
 Nothing here trusts a file name, an extension or a MIME type: ffprobe must find an audio
 stream and ffmpeg (through pydub) must decode it. The result is two files: an 8 kHz mono
-16-bit WAV for the phone (what Asterisk plays as `wav`) and an Ogg/Opus copy for browsers.
+16-bit WAV for the phone (what Asterisk plays as `wav`) and a copy for browsers: the upload
+itself when it is WebM/Ogg (Opus or Vorbis) or MP3, which is what MediaRecorder makes and every
+current browser plays, else an Ogg/Opus encoding of it.
 """
 from __future__ import annotations
 
 import logging
+import shutil
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,15 +53,40 @@ class ConvertedAudio:
     seconds: float
 
 
-def _probe_has_audio(path: Path) -> bool:
+def _probe(path: Path) -> dict[str, Any]:
     from pydub.utils import mediainfo_json
 
     try:
-        info: dict[str, Any] = mediainfo_json(str(path))
+        return mediainfo_json(str(path)) or {}
     except Exception:  # ffprobe's JSON missing or malformed: not something we can read
-        return False
+        return {}
+
+
+def _audio_streams(info: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in info.get("streams") or [] if s.get("codec_type") == "audio"]
+
+
+def _playable_as_is(info: dict[str, Any]) -> str | None:
+    """The extension to keep the upload under when browsers play it as it is (what MediaRecorder makes)."""
+    names = set((info.get("format") or {}).get("format_name", "").split(","))
     streams = info.get("streams") or []
-    return any(s.get("codec_type") == "audio" for s in streams)
+    codecs = {s.get("codec_name") for s in streams}
+    if len(streams) != 1:
+        return None
+    for container, ext, allowed in (("webm", "webm", {"opus", "vorbis"}), ("ogg", "ogg", {"opus", "vorbis"}),
+                                    ("mp3", "mp3", {"mp3"})):
+        if container in names and codecs <= allowed:
+            return ext
+    return None
+
+
+def _write_phone_wav(audio: Any, path: Path) -> None:
+    phone = audio.set_channels(1).set_frame_rate(PHONE_RATE).set_sample_width(2)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(PHONE_RATE)
+        w.writeframes(phone.raw_data)
 
 
 def convert_reply_audio(src: Path, work_dir: Path, limits: ReplyAudioLimits | None = None) -> ConvertedAudio:
@@ -75,7 +104,8 @@ def convert_reply_audio(src: Path, work_dir: Path, limits: ReplyAudioLimits | No
     if size > limits.max_bytes:
         megabytes = f"{round(limits.max_bytes / (1024 * 1024), 2):g}".replace(".", "٫")
         raise ReplyAudioError(f"پرونده بزرگ‌تر از حد مجاز ({megabytes} مگابایت) است.", 413, "too_big")
-    if not _probe_has_audio(src):
+    info = _probe(src)
+    if not _audio_streams(info):
         raise ReplyAudioError("این پرونده صدا نیست یا خراب است.", 400, "not_audio")
     try:
         # Decode at most a second past the limit: a very long file costs no more than that.
@@ -91,17 +121,22 @@ def convert_reply_audio(src: Path, work_dir: Path, limits: ReplyAudioLimits | No
     if seconds < limits.min_seconds:
         raise ReplyAudioError("پاسخ صوتی خیلی کوتاه است.", 400, "too_short")
     phone_wav = work_dir / "reply.wav"
-    browser = work_dir / f"reply.{BROWSER_FORMAT}"
+    keep_as = _playable_as_is(info)
+    browser = work_dir / f"reply.{keep_as or BROWSER_FORMAT}"
     try:
-        phone = audio.set_channels(1).set_frame_rate(PHONE_RATE).set_sample_width(2)
-        phone.export(str(phone_wav), format="wav").close()
+        _write_phone_wav(audio, phone_wav)
         if not has_speech(
             phone_wav, min_speech_ms=limits.min_speech_ms, threshold_dbfs=limits.silence_threshold_dbfs
         ):
             raise ReplyAudioError("در این پرونده صدایی شنیده نمی‌شود (سکوت است).", 400, "silent")
-        audio.set_channels(1).export(
-            str(browser), format=BROWSER_FORMAT, codec="libopus", bitrate="32k"
-        ).close()
+        if keep_as:
+            shutil.copyfile(src, browser)
+        else:
+            # Speech needs no more than 16 kHz; a lower Opus complexity keeps a 3-minute file quick.
+            audio.set_channels(1).set_frame_rate(16000).export(
+                str(browser), format=BROWSER_FORMAT, codec="libopus", bitrate="24k",
+                parameters=["-compression_level", "3"],
+            ).close()
     except BaseException:
         phone_wav.unlink(missing_ok=True)
         browser.unlink(missing_ok=True)
