@@ -1,6 +1,7 @@
 """Spoken replies sent from the console: what a good upload leaves, and that a bad one leaves nothing."""
 from __future__ import annotations
 
+import re
 import time
 import wave
 from collections.abc import Iterator
@@ -160,6 +161,28 @@ def test_reply_upload_is_stored_for_phone_and_browser(client, db, settings, setu
     page = client.get(f"/inbox/messages/{setup['msg']}").get_data(as_text=True)
     assert "پاسخ صوتی فرستاده شد" in page and "لامپ‌ها تعویض شد" in page and 'class="reply-audio"' in page
     assert 'id="reply-form"' not in page  # answered: no second reply form
+    (src,) = re.findall(r'class="reply-audio" controls preload="none" src="(/audio/[^"]+)"', page)
+    played = client.get(src)
+    assert played.status_code == 200 and played.data.startswith(magic)
+    assert played.mimetype == {"webm": "audio/webm", "mp3": "audio/mpeg", "ogg": "audio/ogg"}[browser_format]
+    played.close()
+
+
+def test_reply_to_a_request_reopened_by_a_reminder(client, db, settings, setup, samples, followups) -> None:
+    # The citizen was not satisfied with an earlier reply: the referral is closed, a reminder is open.
+    referral = db.scalar(select(Referral).where(Referral.message_id == setup["msg"]))
+    closed_at = referral.referred_at + timedelta(days=1)
+    referral.closed_at = closed_at
+    db.commit()
+    login(client, setup["manager"], setup["password"])
+    inbox = client.get("/inbox/?state=open").get_data(as_text=True)
+    assert f'data-message="{setup["msg"]}"' in inbox and "۱ تذکر" in inbox
+    assert post_reply(client, setup["msg"], samples["webm"]).status_code == 302
+    db.expire_all()
+    assert db.get(Message, setup["msg"]).status == "answered"
+    assert db.scalar(select(Referral.closed_at).where(Referral.message_id == setup["msg"])) == closed_at
+    assert db.scalar(select(Reminder.resolved_at).where(Reminder.message_id == setup["msg"])) is not None
+    assert "تذکر" not in client.get("/inbox/").get_data(as_text=True).split("<tbody>", 1)[1]
 
 
 @pytest.mark.parametrize(

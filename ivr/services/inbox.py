@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, case, exists, func, select
+from sqlalchemy import case, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from ivr.models import (
@@ -350,11 +350,3 @@ def may_hear(session: Session, viewer: Viewer, recording: Recording) -> bool:
     ref = latest_referral(session, message_id)
     return ref is not None and ref.unit_id == viewer.unit_id
 
-
-def open_count(session: Session, unit_id: int) -> int:
-    """How many messages wait for an answer in a unit's inbox (for the nav badge and the API)."""
-    return session.scalar(
-        select(func.count(Referral.id))
-        .join(Message, and_(Message.id == Referral.message_id, Message.status == "referred"))
-        .where(Referral.unit_id == unit_id, _latest_referral_only())
-    ) or 0
