@@ -341,3 +341,10 @@ CREATE TABLE failed_jobs (
 );
 
 CREATE INDEX ix_failed_jobs_failed_at ON failed_jobs (failed_at);
+
+-- ---------------------------------------------------------------------------
+-- 0005_inbox: the managers' inbox reads unanswered referrals in due-date order
+-- and requests sent back by an open reminder straight from these indexes
+-- ---------------------------------------------------------------------------
+CREATE INDEX ix_referrals_open ON referrals (unit_id, due_at, id) WHERE closed_at IS NULL;
+CREATE INDEX ix_reminders_open ON reminders (unit_id, message_id) WHERE resolved_at IS NULL;

@@ -194,6 +194,7 @@ def test_inbox_lists_unanswered_first_overdue_marked_with_reminders(client, sess
         overdue = referred_message(s, settings, unit, line="137", kind="request", due_in=timedelta(days=-2))
         answered = referred_message(s, settings, unit, line="137", kind="request", due_in=timedelta(days=-5))
         answered.status = "answered"
+        answered.referrals[0].closed_at = utcnow()
         reopened = referred_message(s, settings, unit, line="137", kind="request", due_in=timedelta(days=3))
         for _ in range(2):
             s.add(Reminder(message_id=reopened.id, unit_id=unit, reason="dissatisfied"))
@@ -242,6 +243,33 @@ def test_inbox_paginates(client, session_factory, settings, make_user) -> None:
         viewer = inbox_service.Viewer(user_id(s, name), "manager", unit)
         page2 = inbox_service.list_inbox(s, viewer, page=2, per_page=2)
     assert (page2.total, page2.pages, page2.page, [i.message_id for i in page2.items]) == (3, 2, 2, [ids[2]])
+    assert (page2.has_next, page2.more, page2.open_total) == (False, False, 3)
+    page1 = inbox_service.list_inbox(s, viewer, page=1, per_page=2)
+    assert [i.message_id for i in page1.items] == ids[:2] and page1.has_next
+
+
+def test_inbox_counts_stop_at_the_cap_and_pages_still_follow(session_factory, settings, make_user, monkeypatch) -> None:
+    from ivr.services import inbox as inbox_service
+
+    monkeypatch.setattr(inbox_service, "COUNT_CAP", 3)
+    name, _ = make_user("manager")
+    with session_factory() as s:
+        unit = unit_of(s, name)
+        waiting = [referred_message(s, settings, unit, kind="suggestion", due_in=timedelta(days=i + 1)).id
+                   for i in range(5)]
+        done = []
+        for i in range(2):
+            msg = referred_message(s, settings, unit, kind="criticism")
+            msg.status = "answered"
+            msg.referrals[0].closed_at = utcnow() + timedelta(minutes=i)
+            done.append(msg.id)
+        s.flush()
+        viewer = inbox_service.Viewer(user_id(s, name), "manager", unit)
+        pages = [inbox_service.list_inbox(s, viewer, page=p, per_page=2) for p in (1, 2, 3, 4)]
+        s.rollback()
+    assert [[i.message_id for i in p.items] for p in pages] == [waiting[:2], waiting[2:4], [waiting[4], done[1]], [done[0]]]
+    assert [p.has_next for p in pages] == [True, True, True, False]
+    assert (pages[0].total, pages[0].more, pages[0].open_total, pages[0].open_more, pages[0].pages) == (3, True, 3, True, None)
 
 
 def test_inbox_audio_player_on_each_row(client, two_units) -> None:

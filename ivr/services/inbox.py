@@ -1,15 +1,17 @@
 """Managers' audio inbox: their unit's referred messages, who may open them and hear their audio.
 
-A message belongs to the inbox of the unit of its latest referral. Unanswered messages
-(status `referred`, which includes requests sent back by a reminder) come first, the
-nearest due date first. On 1888 complaints a manager never sees the caller's number.
+A message belongs to the inbox of the unit of its latest referral. Messages awaiting an
+answer come first, nearest due date first: the referral is still open, or a reminder sent
+the request back after an answer. Answered ones follow, most recently answered first.
+On 1888 complaints a manager never sees the caller's number.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import case, exists, func, select
+from sqlalchemy import ColumnElement, Select, exists, func, select, union_all
 from sqlalchemy.orm import Session, aliased
 
 from ivr.models import (
@@ -26,6 +28,7 @@ from ivr.models import (
 )
 
 PER_PAGE = 50
+COUNT_CAP = 1000  # counts of a unit's messages stop here ("more than 1,000")
 INBOX_STATES = ("all", "open", "answered")
 
 
@@ -80,29 +83,76 @@ class InboxItem:
 
 @dataclass(frozen=True)
 class InboxPage:
-    """One page of a unit's inbox."""
+    """One page of a unit's inbox; counts stop at COUNT_CAP (`more` then says there are more)."""
 
     unit_id: int
     unit_name: str
     items: list[InboxItem]
     total: int
+    more: bool
+    open_total: int
+    open_more: bool
     page: int
-    pages: int
+    per_page: int
+    has_next: bool
     state: str
 
+    @property
+    def pages(self) -> int | None:
+        """The number of pages, when the count is exact."""
+        return None if self.more else max(1, -(-self.total // self.per_page))
 
-def _latest_referral_only() -> object:
+
+def _latest_referral_only() -> ColumnElement[bool]:
     later = aliased(Referral)
     return ~exists().where(later.message_id == Referral.message_id, later.id > Referral.id)
 
 
-def _open_reminders() -> object:
-    return (
-        select(func.count(Reminder.id))
-        .where(Reminder.message_id == Message.id, Reminder.resolved_at.is_(None))
-        .correlate(Message)
-        .scalar_subquery()
+def _awaiting(unit_id: int) -> tuple[Select[tuple[int, datetime]], Select[tuple[int, datetime]]]:
+    """The unit's referrals awaiting an answer: still open, and answered ones sent back by a reminder."""
+    sent_back = select(Reminder.message_id).where(Reminder.unit_id == unit_id, Reminder.resolved_at.is_(None))
+    fresh = select(Referral.id, Referral.due_at).where(
+        Referral.unit_id == unit_id, Referral.closed_at.is_(None), _latest_referral_only()
     )
+    reopened = select(Referral.id, Referral.due_at).where(
+        Referral.unit_id == unit_id,
+        Referral.closed_at.is_not(None),
+        Referral.message_id.in_(sent_back),
+        _latest_referral_only(),
+    )
+    return fresh, reopened
+
+
+def _answered(unit_id: int) -> Select[tuple[int]]:
+    """The unit's answered referrals (closed, no open reminder), most recently answered first."""
+    open_reminder = exists().where(Reminder.message_id == Referral.message_id, Reminder.resolved_at.is_(None))
+    return (
+        select(Referral.id)
+        .where(Referral.unit_id == unit_id, Referral.closed_at.is_not(None), ~open_reminder, _latest_referral_only())
+        .order_by(Referral.closed_at.desc(), Referral.id.desc())
+    )
+
+
+def _capped_count(session: Session, stmt: Select[Any], cap: int | None) -> int:
+    # Counting a large unit's whole history costs more than the page itself: stop at the cap.
+    inner = stmt.order_by(None)
+    if cap is not None:
+        inner = inner.limit(cap + 1)
+    return session.scalar(select(func.count()).select_from(inner.subquery())) or 0
+
+
+def _awaiting_ids(session: Session, unit_id: int, offset: int, limit: int) -> list[int]:
+    fresh, reopened = _awaiting(unit_id)
+    n = offset + limit
+    a = fresh.order_by(Referral.due_at, Referral.id).limit(n).subquery()
+    b = reopened.order_by(Referral.due_at, Referral.id).limit(n).subquery()
+    both = union_all(select(a.c.id, a.c.due_at), select(b.c.id, b.c.due_at)).subquery()
+    return list(session.scalars(select(both.c.id).order_by(both.c.due_at, both.c.id).offset(offset).limit(limit)))
+
+
+def _awaiting_count(session: Session, unit_id: int, cap: int | None) -> int:
+    fresh, reopened = _awaiting(unit_id)
+    return _capped_count(session, fresh, cap) + _capped_count(session, reopened, cap)
 
 
 def list_inbox(
@@ -115,7 +165,11 @@ def list_inbox(
     per_page: int = PER_PAGE,
     now: datetime | None = None,
 ) -> InboxPage:
-    """A page of a unit's inbox: a manager's own unit; a supervisor's choice of unit."""
+    """A page of a unit's inbox: a manager's own unit; a supervisor's choice of unit.
+
+    Awaiting an answer (unanswered, nearest due date first; requests sent back by a reminder
+    among them), then answered (most recently answered first).
+    """
     if viewer.role == "manager":
         unit_id = viewer.unit_id
     elif viewer.role != "supervisor":
@@ -126,31 +180,57 @@ def list_inbox(
     if state not in INBOX_STATES:
         state = "all"
     now = now or utcnow()
-    conditions = [Referral.unit_id == unit.id, _latest_referral_only()]
+    page = max(1, page)
+    offset, want = (page - 1) * per_page, per_page + 1  # one more: is there a next page?
+    open_total = _awaiting_count(session, unit.id, COUNT_CAP)
+    open_more = open_total > COUNT_CAP
+    ids: list[int] = []
+    if state in ("all", "open"):
+        ids = _awaiting_ids(session, unit.id, offset, want)
+    if state == "answered" or (state == "all" and len(ids) < want):
+        if state == "all":
+            awaiting_exact = open_total if not open_more else _awaiting_count(session, unit.id, None)
+            answered_offset = max(0, offset - awaiting_exact)
+        else:
+            answered_offset = offset
+        ids += list(session.scalars(_answered(unit.id).offset(answered_offset).limit(want - len(ids))))
     if state == "open":
-        conditions.append(Message.status == "referred")
-    elif state == "answered":
-        conditions.append(Message.status != "referred")
-    base = select(Referral.id).join(Message, Message.id == Referral.message_id).where(*conditions)
-    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
-    pages = max(1, -(-total // per_page))
-    page = min(max(1, page), pages)
-    reminders = _open_reminders().label("reminders")
-    unanswered_first = case((Message.status == "referred", 0), else_=1)
+        total = open_total
+    else:
+        answered_total = _capped_count(session, _answered(unit.id), COUNT_CAP)
+        total = answered_total if state == "answered" else open_total + answered_total
+    more = total > COUNT_CAP or (state == "all" and open_more)
+    has_next, ids = len(ids) > per_page, ids[:per_page]
+    return InboxPage(unit.id, unit.name, _items(session, viewer, ids, now), min(total, COUNT_CAP), more,
+                     min(open_total, COUNT_CAP), open_more, page, per_page, has_next, state)
+
+
+def _items(session: Session, viewer: Viewer, referral_ids: list[int], now: datetime) -> list[InboxItem]:
+    if not referral_ids:
+        return []
     rows = session.execute(
-        select(Message, Referral, Topic.name, Citizen.phone, reminders)
+        select(Message, Referral, Topic.name, Citizen.phone)
         .join(Referral, Referral.message_id == Message.id)
         .outerjoin(Topic, Topic.id == Message.topic_id)
         .outerjoin(Citizen, Citizen.id == Message.citizen_id)
-        .where(*conditions)
-        .order_by(unanswered_first, Referral.due_at, Referral.id)
-        .limit(per_page)
-        .offset((page - 1) * per_page)
+        .where(Referral.id.in_(referral_ids))
     ).all()
-    audio = _first_recordings(session, [row[0].id for row in rows])
+    by_referral = {row[1].id: row for row in rows}
+    message_ids = [row[0].id for row in rows]
+    reminders = dict(
+        session.execute(
+            select(Reminder.message_id, func.count(Reminder.id))
+            .where(Reminder.message_id.in_(message_ids), Reminder.resolved_at.is_(None))
+            .group_by(Reminder.message_id)
+        ).all()
+    )
+    audio = _first_recordings(session, message_ids)
     items = []
-    for msg, ref, topic_name, phone, count in rows:
+    for rid in referral_ids:
+        msg, ref, topic_name, phone = by_referral[rid]
         hidden = phone_hidden(viewer.role, msg.line_code, msg.kind)
+        count = int(reminders.get(msg.id, 0))
+        awaiting = ref.closed_at is None or count > 0
         rec = audio.get(msg.id)
         items.append(
             InboxItem(
@@ -165,15 +245,15 @@ def list_inbox(
                 created_at=msg.created_at,
                 referred_at=ref.referred_at,
                 due_at=ref.due_at,
-                overdue=msg.status == "referred" and ref.due_at < now,
-                reminders=int(count or 0),
+                overdue=awaiting and ref.due_at < now,
+                reminders=count,
                 caller=None if hidden else phone,
                 caller_hidden=hidden,
                 recording_id=rec[0] if rec else None,
                 seconds=rec[1] if rec else None,
             )
         )
-    return InboxPage(unit.id, unit.name, items, total, page, pages, state)
+    return items
 
 
 def _first_recordings(session: Session, message_ids: list[int]) -> dict[int, tuple[int, float]]:
