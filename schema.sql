@@ -501,3 +501,9 @@ CREATE INDEX ix_api_tokens_user_id ON api_tokens (user_id);
 CREATE INDEX ix_messages_topic_id_district_created_at ON messages (topic_id, district, created_at);
 -- The callers the IVR handed to the operators' queue, newest first.
 CREATE INDEX ix_calls_outcome_started_at ON calls (outcome, started_at);
+
+-- 0005_inbox: the managers' inbox reads unanswered referrals in due-date order
+-- and requests sent back by an open reminder straight from these indexes
+-- ---------------------------------------------------------------------------
+CREATE INDEX ix_referrals_open ON referrals (unit_id, due_at, id) WHERE closed_at IS NULL;
+CREATE INDEX ix_reminders_open ON reminders (unit_id, message_id) WHERE resolved_at IS NULL;

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     Time,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -361,7 +362,19 @@ class Referral(Base):
     """A message sent to a unit (and its manager) to be answered by a due date."""
 
     __tablename__ = "referrals"
-    __table_args__ = (Index(None, "message_id"), Index(None, "unit_id", "closed_at"))
+    __table_args__ = (
+        Index(None, "message_id"),
+        Index(None, "unit_id", "closed_at"),
+        # The inbox's unanswered list, in due-date order, straight from the index (0005_inbox).
+        Index(
+            "ix_referrals_open",
+            "unit_id",
+            "due_at",
+            "id",
+            postgresql_where=text("closed_at IS NULL"),
+            sqlite_where=text("closed_at IS NULL"),
+        ),
+    )
 
     id: Mapped[intpk]
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), nullable=False)
@@ -405,6 +418,14 @@ class Reminder(Base):
         CheckConstraint(_in("reason", REMINDER_REASONS), name="reason"),
         Index(None, "message_id"),
         Index(None, "unit_id", "created_at"),
+        # Requests sent back to a unit's inbox by a reminder not yet answered (0005_inbox).
+        Index(
+            "ix_reminders_open",
+            "unit_id",
+            "message_id",
+            postgresql_where=text("resolved_at IS NULL"),
+            sqlite_where=text("resolved_at IS NULL"),
+        ),
     )
 
     id: Mapped[intpk]

@@ -282,9 +282,13 @@ def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
     engine.dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """Debian's Chromium driven by Playwright (headless, fresh profile, no network beyond localhost)."""
+    """Debian's Chromium driven by Playwright (headless, fresh profile, no network beyond localhost).
+
+    Module scope, not session: Playwright's sync API keeps an event loop running on the main
+    thread while it is open, and later tests that call asyncio.run() would fail.
+    """
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():  # pragma: no cover - the message is the point

@@ -92,6 +92,16 @@ def create_app(
     _error_pages(app)
     _init_console(app)
 
+    # ---- managers' inbox, spoken replies, audio, audit log (branch `inbox`) ----
+    from web.audio import init_audio
+    from web.audit_log import init_audit_log
+    from web.inbox import init_inbox
+
+    init_audio(app)
+    init_inbox(app)
+    init_audit_log(app)
+    # ---- end inbox ----
+
     @app.after_request
     def _security_headers(response: Any) -> Any:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
