@@ -17,6 +17,7 @@ from ivr.services.messages import register_message
 from ivr.services.sms import (
     TEXT_ASK_AGAIN,
     TEXT_EMPTY,
+    TEXT_NO_SURVEY,
     TEXT_SORRY,
     TEXT_THANKS,
     parse_satisfaction,
@@ -106,10 +107,24 @@ def test_sms_satisfied_closes_the_message_and_replay_stores_one_feedback(app: Fl
 def test_sms_second_answer_after_feedback_is_not_feedback_again(app: Flask, db: Session) -> None:
     answered_message(db)
     text_in(app, "1")
-    reply = text_in(app, "2")  # no pending request any more: a new message
+    messages_before = len(db.scalars(select(Message)).all())
+    reply = text_in(app, "2")  # no pending request any more: said so, and no "2" registered as a message
     db.expire_all()
     assert len(db.scalars(select(Feedback)).all()) == 1
-    assert reply.startswith("پیام شما ثبت شد")
+    assert reply == TEXT_NO_SURVEY
+    assert len(db.scalars(select(Message)).all()) == messages_before
+
+
+def test_sms_answer_after_the_phone_follow_up_rated_the_reply_is_not_a_second_rating(app: Flask, db: Session) -> None:
+    from ivr.services.feedback import record_feedback
+
+    msg = answered_message(db)
+    record_feedback(db, msg, satisfied=True, channel="phone")
+    db.commit()
+    assert text_in(app, "۲") == TEXT_NO_SURVEY
+    db.expire_all()
+    assert [(f.channel, f.satisfied) for f in db.scalars(select(Feedback))] == [("phone", True)]
+    assert db.scalars(select(Reminder)).all() == []
 
 
 def test_sms_survey_older_than_14_days_is_not_pending(app: Flask, db: Session) -> None:
@@ -117,7 +132,7 @@ def test_sms_survey_older_than_14_days_is_not_pending(app: Flask, db: Session) -
     reply = text_in(app, "ناراضی")
     db.expire_all()
     assert db.scalars(select(Feedback)).all() == []
-    assert reply.startswith("پیام شما ثبت شد")
+    assert reply == TEXT_NO_SURVEY
 
 
 def test_sms_other_digit_to_a_pending_survey_is_asked_again(app: Flask, db: Session) -> None:

@@ -23,6 +23,7 @@ from tests.fake_twilio import (  # noqa: F401 - fixtures
     QueuedJobs,
     TwilioPhone,
     fake_api_fixture,
+    prompt_names,
     sign,
     twilio_settings_fixture,
 )
@@ -583,3 +584,31 @@ def test_twilio_record_action_after_the_hang_up_callback_still_keeps_the_take(
     msg = db.scalars(select(Message)).one()
     assert (msg.kind, len(msg.recordings)) == ("complaint", 1)
     assert db.scalars(select(Call)).one().outcome == "message_registered"
+
+
+def test_twilio_reply_notice_call_plays_the_spoken_reply_then_hangs_up(
+    app: Flask, phone: TwilioPhone, twilio_settings: Settings, db: Session
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    from ivr.services.messages import register_message
+    from tests.test_phone_journeys import answer_by_voice
+
+    msg = register_message(db, line="1888", kind="complaint", source="operator", caller="09121234567", body="خیابان خراب است")
+    db.commit()
+    _, reply, stored = answer_by_voice(db, twilio_settings, msg.tracking_code, "رسیدگی شد")
+    path = f"/twilio/voice/reply-notice?reply_id={reply.id}"
+    params = phone.params(Direction="outbound-api")
+    resp = phone.post(path, params)
+    assert resp.status_code == 200 and resp.mimetype == "text/xml"
+    root = ET.fromstring(resp.data)
+    assert [c.tag for c in root] == ["Play", "Play", "Play", "Hangup"]
+    names = prompt_names(root)
+    assert names[0] == "reply_follows" and names[2] == "goodbye"
+    token = names[1].removeprefix("audio:")
+    assert app.extensions["ivr_twilio"].voice.twiml.tokens.rel_path(token) == stored.rel_path
+    db.expire_all()
+    assert db.get(type(reply), reply.id).heard_at is not None
+    assert phone.post("/twilio/voice/reply-notice?reply_id=999999", params).status_code == 404
+    assert phone.post("/twilio/voice/reply-notice?reply_id=x", params).status_code == 400
+    assert phone.post(path, params, signature="forged").status_code == 403

@@ -19,7 +19,9 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from ivr.db import transaction
 from ivr.drivers.twilio.voice import TwilioRequestError, TwilioVoice, build_twilio_voice
+from ivr.models import Reply, utcnow
 from ivr.prompts import catalogue_texts, load_catalogue, prompts_out_dir
+from ivr.services.messages import mark_reply_heard, reply_phone_audio
 from ivr.services.sms import apply_delivery_report, receive_sms
 from ivr.services.storage import AudioError, AudioStore
 from web import jobs_of, sessions
@@ -126,6 +128,22 @@ def voice_step() -> ResponseReturnValue:
     if not n.isdigit() or len(n) > 6:
         raise TwilioRequestError(400, "missing or malformed step number n")
     return _twiml(_web().voice.step(int(n), _form(), _path()))
+
+
+@bp.post("/voice/reply-notice")
+def reply_notice() -> ResponseReturnValue:
+    """An outbound reply-notice call (Twilio's Calls API) was answered: play the manager's spoken reply."""
+    reply_id = request.args.get("reply_id", "")
+    if not reply_id.isdigit() or len(reply_id) > 12:
+        raise TwilioRequestError(400, "missing or malformed reply_id")
+    with transaction(sessions(current_app)) as session:
+        reply = session.get(Reply, int(reply_id))
+        audio = reply_phone_audio(reply) if reply is not None else None
+        if audio is not None:
+            mark_reply_heard(session, reply.id, utcnow())  # type: ignore[union-attr]
+    if audio is None:
+        raise TwilioRequestError(404, "no reply with audio by that id")
+    return _twiml(_web().voice.twiml.announce(("reply_follows", f"rec:{audio}", "goodbye")))
 
 
 @bp.post("/recording")

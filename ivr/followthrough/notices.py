@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from ivr.config import Settings
 from ivr.models import Citizen, Message, Reply, ReplyNotice, utcnow
+from ivr.services.messages import reply_phone_audio
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,8 @@ def notice_text(tracking_code: str, line: str) -> str:
 
 def reply_audio_path(reply: Reply, settings: Settings) -> Path | None:
     """The reply's WAV recording on disk, if it has one."""
-    for rec in reply.recordings:
-        if rec.format == "wav":
-            return settings.recordings_dir / rec.path
-    return None
+    rel = reply_phone_audio(reply)
+    return settings.recordings_dir / rel if rel is not None else None
 
 
 def call_file_text(*, number: str, reply_id: int, tracking_code: str, audio: Path, line: str,

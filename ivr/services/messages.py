@@ -171,6 +171,12 @@ def latest_reply(message: Message) -> Reply | None:
     return message.replies[-1] if message.replies else None
 
 
+def reply_phone_audio(reply: Reply) -> str | None:
+    """Where (under the recordings folder) a reply's 8 kHz WAV is: the copy phones play, never the browser's."""
+    wavs = [rec.path for rec in reply.recordings if rec.format == "wav"]
+    return wavs[-1] if wavs else None
+
+
 def phone_status(message: Message) -> PhoneStatus:
     """The status of a message as prompt names for the phone follow-up (key 2)."""
     prompts: list[str] = [f"status_{message.status}"]
@@ -184,11 +190,7 @@ def phone_status(message: Message) -> PhoneStatus:
     if message.status == "not_referred" and message.not_referred_reason:
         prompts.append(f"reason_{message.not_referred_reason}")
     reply = latest_reply(message)
-    audio = None
-    if reply is not None:
-        for rec in reply.recordings:
-            if rec.format == "wav":
-                audio = rec.path
+    audio = reply_phone_audio(reply) if reply is not None else None
     return PhoneStatus(
         tracking_code=message.tracking_code,
         status=message.status,

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ivr.identifiers import InvalidIdentifier, is_valid_tracking_code, latin_digits, normalize_phone
-from ivr.models import Feedback, Message, Sms, utcnow
+from ivr.models import Feedback, Message, Sms, Survey, utcnow
 from ivr.services.feedback import FeedbackError, record_feedback
 from ivr.services.messages import (
     MessageError,
@@ -63,6 +63,10 @@ TEXT_THANKS = "از پاسخ شما سپاسگزاریم. رضایت شما ثب
 TEXT_SORRY = "نارضایتی شما ثبت شد و پیام شما دوباره پیگیری می‌شود. سپاسگزاریم."
 TEXT_ASK_AGAIN = "لطفاً برای اعلام رضایت عدد ۱ و برای اعلام نارضایتی عدد ۲ را بفرستید."
 TEXT_EMPTY = "پیامک شما خالی بود. لطفاً متن پیام خود را بفرستید."
+TEXT_NO_SURVEY = (
+    "نظرسنجی بازی برای این شماره نیست یا پیش‌تر پاسخ داده شده است. "
+    "برای پیگیری، کد رهگیری را بفرستید؛ برای ثبت پیام تازه، متن آن را بنویسید."
+)
 TEXT_UNKNOWN_CODE = "کد رهگیری {code} پیدا نشد. لطفاً آن را دوباره بررسی کنید."
 TEXT_REGISTERED = "پیام شما ثبت شد و پس از بررسی پیگیری می‌شود. کد رهگیری: {code}"
 TEXT_STATUS = "وضعیت پیام با کد رهگیری {code}: {status}"
@@ -242,7 +246,7 @@ def parse_satisfaction(text: str) -> bool | None:
 
 
 def pending_survey(session: Session, phone: str, now: datetime) -> Sms | None:
-    """The number's pending feedback request: its newest survey SMS of the last 14 days, unanswered by SMS."""
+    """The number's pending feedback request: its newest survey SMS of the last 14 days, not yet answered."""
     survey = session.scalars(
         select(Sms)
         .where(
@@ -255,13 +259,17 @@ def pending_survey(session: Session, phone: str, now: datetime) -> Sms | None:
     ).first()
     if survey is None:
         return None
+    # Answered already, by SMS or on the phone follow-up (a reply is rated once), or the survey was
+    # superseded by a newer reply's.
     answered = session.scalar(
         select(Feedback.id).where(
-            Feedback.message_id == survey.message_id, Feedback.channel == "sms",
-            Feedback.created_at >= survey.created_at,
+            Feedback.message_id == survey.message_id, Feedback.created_at >= survey.created_at,
         ).limit(1)
     )
-    return None if answered is not None else survey
+    closed = session.scalar(
+        select(Survey.id).where(Survey.sms_id == survey.id, Survey.status.in_(("answered", "superseded"))).limit(1)
+    )
+    return None if answered is not None or closed is not None else survey
 
 
 def status_text(message: Message, texts: dict[str, str]) -> str:
@@ -335,6 +343,10 @@ def _handle(session: Session, incoming: Sms, line: str, text: str, texts: dict[s
         elif re.fullmatch(r"\d", normalize_answer(text)):
             incoming.purpose, incoming.message_id = "ask", survey.message_id
             return
+    elif parse_satisfaction(text) is not None:
+        # A bare "1"/"2"/"راضی" with no survey open (already answered, or never asked) is not a new message.
+        incoming.purpose = "no_survey"
+        return
     codes = _CODE_RE.findall(latin_digits(text))
     for code in codes:
         if is_valid_tracking_code(code):
@@ -374,6 +386,8 @@ def _reply_for(session: Session, incoming: Sms, texts: dict[str, str]) -> SmsRep
         return SmsReply(kind, TEXT_REGISTERED.format(code=persian_digits(msg.tracking_code)), msg.id)
     if kind == "ask":
         return SmsReply(kind, TEXT_ASK_AGAIN, incoming.message_id)
+    if kind == "no_survey":
+        return SmsReply(kind, TEXT_NO_SURVEY)
     if kind == "unknown_code":
         codes = _CODE_RE.findall(latin_digits(incoming.body))
         return SmsReply(kind, TEXT_UNKNOWN_CODE.format(code=persian_digits(codes[0] if codes else "")))

@@ -127,6 +127,14 @@ class TwimlRenderer:
             r.enqueue(self.operator)
         return r.to_xml()
 
+    def announce(self, prompts: tuple[str, ...]) -> str:
+        """Play `prompts` in order, then hang up (an outbound notice call)."""
+        r = VoiceResponse()
+        for name in prompts:
+            r.play(self.prompt_url(name))
+        r.hangup()
+        return r.to_xml()
+
     def hangup(self) -> str:
         """End the call."""
         r = VoiceResponse()
