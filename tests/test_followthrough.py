@@ -42,21 +42,11 @@ from ivr.models import (
 )
 from ivr.services.feedback import record_feedback
 from ivr.services.sms import receive_sms
+from tests.fake_twilio import QueuedJobs
 
 TZ_SETTINGS = {"quiet_hours": (time(0, 0), time(0, 0)), "survey_delay_minutes": 0}
 PHONE = "09121234567"
 _codes = itertools.count(100000001)
-
-
-class QueuedJobs:
-    """A job queue stand-in that records what was queued."""
-
-    def __init__(self) -> None:
-        self.queued: list[tuple[str, str | None, dict[str, Any]]] = []
-
-    def enqueue(self, name: str, *, job_id: str | None = None, delay: float = 0, **payload: Any) -> str:
-        self.queued.append((name, job_id, payload))
-        return job_id or name
 
 
 def make_unit(session: Session, code: str, parent_id: int | None = None) -> Unit:
