@@ -105,6 +105,7 @@ def serve_main(host: str, port: int) -> int:
     settings = load_settings(dotenv=False)
     settings = settings.with_(agi_host=host, agi_port=port)
     diag = _install_diagnostics() if os.environ.get("BENCH_DIAG") else None
+    profiles = _install_profiler() if os.environ.get("BENCH_PROFILE") else None
     _apply_what_if(os.environ.get("BENCH_WHAT_IF", ""))
     engine = make_engine(settings.database_url)  # as the CLI's _ensure_schema
     if current(engine) is None or engine.dialect.name == "sqlite":
@@ -144,7 +145,52 @@ def serve_main(host: str, port: int) -> int:
         out.flush()
     server.shutdown(2.0)
     replayer.stop()
+    if profiles is not None:
+        _write_profile(profiles, os.environ["BENCH_PROFILE"])
     return 0
+
+
+def _install_profiler() -> list[Any]:
+    """`--profile FILE`: a cProfile (thread CPU time) in every thread started from now on, merged at the end."""
+    import cProfile
+
+    profiles: list[Any] = []
+
+    def start(frame: Any, event: str, arg: Any) -> None:
+        prof = cProfile.Profile(time.thread_time)  # CPU time: waiting (locks, sockets) is not work
+        profiles.append(prof)
+        sys.setprofile(None)
+        prof.enable()
+
+    threading.setprofile(start)
+    return profiles
+
+
+def _write_profile(profiles: list[Any], path: str) -> None:
+    """Merge the threads' profiles into one pstats file (and a text summary beside it)."""
+    import pstats
+
+    for prof in profiles:
+        prof.disable()
+    stats = None
+    for prof in profiles:
+        try:
+            prof.create_stats()
+        except Exception:
+            continue
+        if not getattr(prof, "stats", None):
+            continue
+        if stats is None:
+            stats = pstats.Stats(prof)
+        else:
+            stats.add(prof)
+    if stats is None:
+        return
+    stats.dump_stats(path)
+    with open(path + ".txt", "w") as f:
+        stats.stream = f
+        stats.sort_stats("tottime").print_stats(60)
+        stats.sort_stats("cumulative").print_stats(80)
 
 
 def _install_diagnostics() -> dict[str, list[tuple[float, float]]]:
@@ -741,7 +787,8 @@ class ServerProcess:
                     proc.stdin.close()
             else:
                 proc.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(proc.wait(), 10)
+            # A profiled server merges one profile per thread before it exits.
+            await asyncio.wait_for(proc.wait(), 300 if "BENCH_PROFILE" in self.env else 10)
         except (TimeoutError, asyncio.CancelledError):
             pass
         finally:
@@ -1155,6 +1202,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--what-if", default="",
                         help="try a possible product change in the server process only: comma-separated "
                              "switch=SECONDS, gc, fast-speech (see _apply_what_if)")
+    parser.add_argument("--profile", default=None, metavar="FILE",
+                        help="profile every server thread with cProfile (slows the server down); "
+                             "writes FILE (pstats) and FILE.txt")
     parser.add_argument("--diag", action="store_true",
                         help="also time each flow action and call finish inside the server (wall and CPU)")
     args = parser.parse_args(argv)
@@ -1196,6 +1246,8 @@ def main(argv: list[str] | None = None) -> int:
             env["BENCH_DIAG"] = "1"
         if args.what_if:
             env["BENCH_WHAT_IF"] = args.what_if
+        if args.profile:
+            env["BENCH_PROFILE"] = str(Path(args.profile).resolve())
         args.ctx = {
             "rng": random.Random(args.seed), "seed": seed, "clock": clock, "data_dir": data_dir, "env": env,
             "log_path": tmp / "server.log", "workdir": tmp, "server_mode": args.server, "db_label": label,

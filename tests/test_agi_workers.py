@@ -1,0 +1,191 @@
+"""`ivr agi serve --workers 2`: two FastAGI processes on one port, supervised, over real TCP."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from ivr.config import load_settings
+from tests.fakes import FakeAsteriskCall, _encode, press, run_fake_call_tcp
+
+pytestmark = pytest.mark.slow
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 30.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        time.sleep(0.05)
+
+
+def worker_pids(parent: int) -> list[int]:
+    """The supervisor's worker processes (not multiprocessing's resource tracker)."""
+    pids = []
+    for p in psutil.Process(parent).children():
+        try:
+            if "spawn_main" in " ".join(p.cmdline()):
+                pids.append(p.pid)
+        except psutil.Error:  # a worker just killed, not yet reaped
+            continue
+    return sorted(pids)
+
+
+class Server:
+    """`ivr agi serve --workers 2 --port 0` in a subprocess; its port read from the banner."""
+
+    def __init__(self, tmp_path: Path, grace: float = 20.0) -> None:
+        env = dict(os.environ, IVR_VAR_DIR=str(tmp_path / "var"), IVR_DATA_DIR=str(tmp_path / "data"))
+        env.pop("IVR_DATABASE_URL", None)
+        env.pop("IVR_AGI_WORKERS", None)
+        ivr = str(Path(sys.executable).with_name("ivr"))
+        self.data = tmp_path / "data"
+        self.proc = subprocess.Popen(
+            [ivr, "agi", "serve", "--workers", "2", "--port", "0", "--grace", str(grace)],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        found = re.search(r"agi://127\.0\.0\.1:(\d+)/1888 .*\(2 worker processes\)", line)
+        assert found, f"unexpected banner {line!r}: {self.proc.stderr.read() if self.proc.stderr else ''}"
+        self.port = int(found.group(1))
+
+    def call(self, script: list, timeout: float = 15.0) -> FakeAsteriskCall:
+        fake = FakeAsteriskCall(script, incoming_root=self.data)
+        return run_fake_call_tcp("127.0.0.1", self.port, fake, timeout=timeout)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    srv = Server(tmp_path)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+class HeldCall:
+    """A call stopped at its first command (the welcome prompt): the caller waits to answer."""
+
+    def __init__(self, port: int, data: Path) -> None:
+        self.fake = FakeAsteriskCall([press("0")], incoming_root=data)
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+        self.rfile = self.sock.makefile("rb")
+        self.sock.sendall(self.fake.greeting().encode("utf-8"))
+        self.first = self.rfile.readline().decode()
+
+    def finish(self) -> FakeAsteriskCall:
+        """Answer every command until the application closes the connection."""
+        line = self.first
+        while line:
+            replies = self.fake.handle(line)
+            if replies:
+                self.sock.sendall(_encode(replies))
+            line = self.rfile.readline().decode()
+        self.close()
+        return self.fake
+
+    def close(self) -> None:
+        self.rfile.close()
+        self.sock.close()
+
+
+def test_workers_both_serve_calls_on_one_port(server: Server) -> None:
+    pids = worker_pids(server.proc.pid)
+    assert len(pids) == 2
+    # The kernel spreads connections over the two listeners: 24 held calls all on one worker
+    # would happen with a probability of 2**-23.
+    held = [HeldCall(server.port, server.data) for _ in range(24)]
+    try:
+        assert all(h.first.startswith("STREAM FILE welcome_1888") for h in held)
+        serving = {
+            pid for pid in pids
+            for c in psutil.Process(pid).net_connections(kind="tcp")
+            if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == server.port
+        }
+        assert serving == set(pids)
+        done = [h.finish() for h in held]
+    finally:
+        for h in held:
+            h.close()
+    assert all(c.variables.get("IVR_NEXT") == "operator" or "operator_closed_leave_message" in c.heard for c in done)
+    calls = _calls_logged(server)
+    assert calls == 24
+
+
+def _calls_logged(server: Server) -> int:
+    from sqlalchemy import func, select
+
+    from ivr.db import make_engine, make_sessionmaker, transaction
+    from ivr.models import Call
+
+    settings = load_settings({"IVR_VAR_DIR": str(server.data.parent / "var")}, dotenv=False)
+    engine = make_engine(settings.database_url)
+    try:
+        with transaction(make_sessionmaker(engine), readonly=True) as s:
+            return s.scalar(select(func.count()).select_from(Call)) or 0
+    finally:
+        engine.dispose()
+
+
+def test_workers_a_killed_worker_is_replaced_and_calls_go_on(server: Server) -> None:
+    before = worker_pids(server.proc.pid)
+    os.kill(before[0], signal.SIGKILL)
+    wait_until(lambda: len(worker_pids(server.proc.pid)) == 2 and before[0] not in worker_pids(server.proc.pid),
+               what="a new worker")
+    after = worker_pids(server.proc.pid)
+    assert before[1] in after and before[0] not in after
+    # The new worker starts listening once it has imported the project; every call is answered.
+    wait_until(lambda: any(
+        c.status == psutil.CONN_LISTEN for pid in after if pid != before[1]
+        for c in psutil.Process(pid).net_connections(kind="tcp")
+    ), what="the new worker listening")
+    for _ in range(8):
+        fake = server.call([press("0")])
+        assert fake.heard[0] == "welcome_1888"
+        assert fake.closed and not fake.reset
+    assert server.proc.poll() is None
+
+
+def test_workers_sigterm_finishes_the_call_in_progress_and_refuses_new_ones(server: Server) -> None:
+    held = HeldCall(server.port, server.data)
+    try:
+        assert held.first.startswith("STREAM FILE welcome_1888")
+        pids = worker_pids(server.proc.pid)
+        server.proc.send_signal(signal.SIGTERM)
+
+        def refused() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+            except ConnectionRefusedError:
+                return True
+            except ConnectionResetError:  # queued as a listener closed: try again
+                return False
+            return False
+
+        wait_until(refused, what="new calls refused")
+        assert server.proc.poll() is None  # still waiting for our call
+        fake = held.finish()
+    finally:
+        held.close()
+    assert fake.variables.get("IVR_NEXT") == "operator" or "operator_closed_leave_message" in fake.heard
+    assert server.proc.wait(timeout=20) == 0
+    assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in pids)
+    assert _calls_logged(server) == 1
