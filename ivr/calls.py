@@ -30,7 +30,7 @@ from ivr.flow.steps import ActionRequest, Event, Instruction, Play, SetVariable,
 from ivr.identifiers import is_valid_tracking_code, new_tracking_code
 from ivr.models import Call, Message, utcnow
 from ivr.services import cases as case_service
-from ivr.services.calls import CallRecord, save_call
+from ivr.services.calls import CallRecord, save_call_row
 from ivr.services.feedback import FeedbackError, record_feedback
 from ivr.services.messages import (
     find_by_tracking_code,
@@ -160,7 +160,7 @@ class CallActions:
         if not ctx.spooled:
             try:
                 with transaction(self.factory) as s:
-                    call = save_call(s, ctx.record)
+                    call = save_call_row(s, ctx.record)
                     msg = register_message(
                         s,
                         line=spec["line"],
@@ -317,7 +317,7 @@ class CallActions:
             return
         try:
             with transaction(self.factory) as s:
-                save_call(s, ctx.record)
+                save_call_row(s, ctx.record)
         except DB_ERRORS as exc:
             log.error("call %s: database down, spooling the call log: %s", ctx.record.channel_id, exc)
             self.spool.put(ctx.record, [])
