@@ -364,19 +364,30 @@ class CallRunner:
         start_node: str | None = None,
         resume: bool = False,
         on_state: Callable[[CallState], None] | None = None,
+        first: tuple[CallState, Event | Exception] | None = None,
     ) -> CallContext:
         """Run one call to its end over `telephone`; always logs it.
 
         `resume` continues the call row and message numbering of an earlier session
         on the same channel (the dialplan re-enters the flow after an unanswered queue).
+        `first`: the driver already started the engine and performed its first
+        instruction (classic AGI, before this runner was loaded): the state, and the
+        event (or the error) that instruction ended with.
         """
         ctx = CallContext(record=record)
         cid = record.channel_id
         try:
             if resume:  # a later session of a call already logged (back from the queue)
                 self.actions.begin(ctx)
-            state, step = self.engine.start(record.line, {"caller": record.caller or ""})
-            ctx.state = state
+            if first is not None:
+                state, outcome = first
+                ctx.state = state
+                if isinstance(outcome, Exception):
+                    raise outcome
+                step = self.engine.advance(state, outcome)
+            else:
+                state, step = self.engine.start(record.line, {"caller": record.caller or ""})
+                ctx.state = state
             if start_node:
                 state.node = start_node
                 step = self.engine.advance(state, Started())
@@ -412,9 +423,12 @@ class CallRunner:
         return ctx
 
 
-def build_runner(settings: Settings, factory: sessionmaker[Session] | None = None) -> CallRunner:
+def build_runner(
+    settings: Settings, factory: sessionmaker[Session] | None = None, *, engine: Engine | None = None
+) -> CallRunner:
     """The runner for this deployment: the packaged flow, the database, storage and spool."""
     if factory is None:
         factory = make_sessionmaker(make_engine(settings.database_url))
-    engine = Engine(load_flow(), currency=settings.currency)
+    if engine is None:
+        engine = Engine(load_flow(), currency=settings.currency)
     return CallRunner(engine, CallActions(factory, settings))

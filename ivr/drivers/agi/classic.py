@@ -77,10 +77,10 @@ def main(
 
 
 def _default_handler(settings: Settings) -> Callable[[AgiChannel], Any]:
-    """The project's call handler, the same one the FastAGI server runs."""
+    """The project's call handler, the same one the FastAGI server runs (the first prompt before SQLAlchemy)."""
     from ivr.drivers.agi.handler import build_call_handler
 
-    return build_call_handler(settings)
+    return build_call_handler(settings, early_start=True)
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m ivr.drivers.agi.classic`
