@@ -73,6 +73,9 @@ TARGET_P99_MS = 10.0
 COMMAND_TIMEOUT = 30.0  # a call with no command for this long has stalled: failed
 STALL_AT_CUT = 5.0  # a call cut at the end of a step while waiting this long for a command: failed
 DEFAULT_PROMPT_SECONDS = 1.5
+# Open-loop steps: longer than a call at time scale 0.2 (~11-13 s), so the window is in a steady
+# state and its completed calls/s compare with the new calls/s (10 s under-counted them).
+RATE_WARMUP = 20.0
 
 
 def raise_fd_limit() -> int:
@@ -1044,6 +1047,7 @@ class StepReport:
     log_errors: list[str]
     diag: dict[str, list[list[float]]] = field(default_factory=dict)
     exceptions: list[str] = field(default_factory=list)
+    loop_lag: list[float] = field(default_factory=list)  # the load generator's event-loop lag (s)
 
 
 async def run_step(plan: StepPlan, ctx: dict[str, Any]) -> StepReport:
@@ -1058,6 +1062,16 @@ async def run_step(plan: StepPlan, ctx: dict[str, Any]) -> StepReport:
         await server.start()
         monitor = Monitor(server.pid, server)
         monitor.start()
+        lag: list[float] = []
+
+        async def lag_probe() -> None:  # how late this process's event loop wakes a 10 ms sleep
+            while True:
+                t = time.perf_counter()
+                await asyncio.sleep(0.01)
+                if stats.in_window:
+                    lag.append(time.perf_counter() - t - 0.01)
+
+        probe = asyncio.create_task(lag_probe())
         host, port = server.host, server.port
 
         def launch() -> None:
@@ -1139,6 +1153,7 @@ async def run_step(plan: StepPlan, ctx: dict[str, Any]) -> StepReport:
                 break
             await asyncio.sleep(0.2)
         await monitor.stop()
+        probe.cancel()
         cpu_s, wall = monitor.cpu_window or (0.0, 1.0)
         report = StepReport(
             plan=plan, stats=stats, server_samples=samples, samples_note=note,
@@ -1146,7 +1161,7 @@ async def run_step(plan: StepPlan, ctx: dict[str, Any]) -> StepReport:
             cpu_avg=100 * cpu_s / wall, cpu_peak=max(monitor.cpu, default=0.0),
             threads_peak=max(monitor.threads, default=0), active_peak=max(monitor.active, default=0),
             active_mean=statistics.mean(active_in_window) if active_in_window else float("nan"),
-            me_cpu=100 * (monitor.me_window or 0.0) / wall,
+            me_cpu=100 * (monitor.me_window or 0.0) / wall, loop_lag=lag,
             started_in_window=started_in_window, completed_in_window=completed_in_window,
             log_errors=[], diag=(st or {}).get("diag", {}),
         )
@@ -1197,6 +1212,8 @@ def print_report(r: StepReport) -> None:
         ("server CPU % avg in window / peak (100 % = one core)", f"{r.cpu_avg:.0f} / {r.cpu_peak:.0f}"),
         ("server threads, max (all its processes)", f"{r.threads_peak}"),
         ("load generator CPU % avg in window", f"{r.me_cpu:.0f}"),
+        ("load generator event-loop lag p50 / p99 (ms; in every client figure)",
+         f"{ms(pct(r.loop_lag, 50))} / {ms(pct(r.loop_lag, 99))}"),
         ("server log errors", f"{sum(' WARNING ' not in ln for ln in r.log_errors)}"),
     ]
     width = max(len(a) for a, _ in rows)
@@ -1273,7 +1290,7 @@ async def amain(args: argparse.Namespace) -> int:
     if args.concurrent or args.rate:
         plans = [StepPlan(
             name="custom", concurrent=args.concurrent, rate=args.rate, scale=scale,
-            warmup=args.warmup if args.warmup is not None else (50.0 * scale if args.concurrent else 10.0),
+            warmup=args.warmup if args.warmup is not None else (50.0 * scale if args.concurrent else RATE_WARMUP),
             window=args.duration or 30.0, drain=args.drain if args.drain is not None else 20.0,
         )]
     else:
@@ -1285,7 +1302,7 @@ async def amain(args: argparse.Namespace) -> int:
         plans = [
             StepPlan("a", concurrent=500, warmup=warm, window=args.duration or 30.0, scale=scale, drain=drain),
             StepPlan("b", concurrent=1000, warmup=warm, window=args.duration or 30.0, scale=scale, drain=drain),
-            StepPlan("c", rate=100.0, warmup=args.warmup if args.warmup is not None else 10.0,
+            StepPlan("c", rate=100.0, warmup=args.warmup if args.warmup is not None else RATE_WARMUP,
                      window=args.duration or 20.0,
                      scale=args.time_scale if args.time_scale is not None else 0.2,
                      drain=args.drain if args.drain is not None else 30.0),
@@ -1332,7 +1349,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds measured per step, after the warm-up (default 30; 20 for the rate step)")
     parser.add_argument("--warmup", type=float, default=None,
                         help="seconds of load before the measurement (default 50 x time scale for held calls, "
-                             "over which the calls are started; 10 for the rate step)")
+                             "over which the calls are started; 20 for the rate step)")
     parser.add_argument("--time-scale", type=float, default=None,
                         help="multiply every prompt, speech and timeout pause (default 1.0, real time; "
                              "0.2 for the default run's 100 calls/s step, so ~10 s calls pile up to ~1000)")
