@@ -189,3 +189,27 @@ def test_workers_sigterm_finishes_the_call_in_progress_and_refuses_new_ones(serv
     assert server.proc.wait(timeout=20) == 0
     assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in pids)
     assert _calls_logged(server) == 1
+
+
+def test_workers_port_taken_is_one_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = dict(os.environ, IVR_VAR_DIR=str(tmp_path / "var"), IVR_DATA_DIR=str(tmp_path / "data"))
+        env.pop("IVR_DATABASE_URL", None)
+        ivr = str(Path(sys.executable).with_name("ivr"))
+        result = subprocess.run([ivr, "agi", "serve", "--workers", "2", "--port", str(port)], cwd=tmp_path,
+                                env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "ivr: error: [Errno 98] Address already in use"
+    assert result.stdout == ""
+
+
+def test_workers_setting_defaults_to_the_cpu_count_and_is_checked() -> None:
+    from ivr.config import ConfigError
+
+    assert load_settings({}, dotenv=False).agi_workers == (os.cpu_count() or 1)
+    assert load_settings({"IVR_AGI_WORKERS": "3"}, dotenv=False).agi_workers == 3
+    with pytest.raises(ConfigError, match="^IVR_AGI_WORKERS: must be between 1 and 256, got 0$"):
+        load_settings({"IVR_AGI_WORKERS": "0"}, dotenv=False)
