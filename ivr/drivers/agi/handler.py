@@ -91,7 +91,7 @@ def build_call_handler(
         channel_id = env.get("agi_uniqueid") or f"agi-{uuid.uuid4().hex}"
         caller = env.get("agi_callerid")
         caller = None if not caller or caller.lower() in ("unknown", "anonymous") else caller
-        now = datetime.now(UTC)
+        now = datetime.now(UTC)  # ivr.models.utcnow, without importing the models here
         telephone = _RecordingsAsFiles(AgiTelephone(channel, settings, channel_id), settings)
         if runner is None:
             _run_early(settings, channel, telephone, channel_id, caller, now)
