@@ -5,12 +5,14 @@
     .venv/bin/python benchmarks/bench_fastagi.py --rate 100 --duration 30 --time-scale 0.2
     .venv/bin/python benchmarks/bench_fastagi.py --database-url postgresql://postgres@127.0.0.1:5432/test
 
-The server runs in its own process: by default a small wrapper (this file with `--serve`)
-that builds exactly what `ivr agi serve` builds (settings from the environment, the
-packaged flow, the real database, `build_agi_server(settings, build_call_handler(...))`,
-the spool replayer) and, on request over its stdin, reports `AgiServer.latency_samples()`
-(reply read -> next command sent, measured inside the server). `--server cli` runs the
-real `ivr agi serve` instead (no server-side latencies then). A fresh server is started
+The server runs in its own processes: by default a small wrapper (this file with `--serve`)
+that builds exactly what `ivr agi serve --workers N` builds (settings from the environment,
+the packaged flow, the real database; with N > 1 the product's `Supervisor` and N worker
+processes sharing the port, each `run_worker`; with N = 1 `build_agi_server(settings,
+build_call_handler(...))` and the spool replayer in the wrapper itself) and, on request over
+its stdin, reports every worker's `AgiServer.latency_samples()` (reply read -> next command
+sent, measured inside the server). `--workers` defaults to the CPU count, as IVR_AGI_WORKERS.
+`--server cli` runs the real `ivr agi serve` instead (no server-side latencies then). A fresh server is started
 for each step, on one database seeded beforehand (a unit and the 137 topics, 5,000 cases,
 300 messages of which 60 have a spoken reply).
 

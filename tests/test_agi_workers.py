@@ -52,6 +52,7 @@ class Server:
         self.proc = subprocess.Popen(
             [ivr, "agi", "serve", "--workers", "2", "--port", "0", "--grace", str(grace)],
             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,  # its own process group, as in a terminal (Ctrl-C reaches them all)
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -164,12 +165,16 @@ def test_workers_a_killed_worker_is_replaced_and_calls_go_on(server: Server) -> 
     assert server.proc.poll() is None
 
 
-def test_workers_sigterm_finishes_the_call_in_progress_and_refuses_new_ones(server: Server) -> None:
+@pytest.mark.parametrize("stop", ["sigterm", "ctrl-c"])
+def test_workers_stop_finishes_the_call_in_progress_and_refuses_new_ones(server: Server, stop: str) -> None:
     held = HeldCall(server.port, server.data)
     try:
         assert held.first.startswith("STREAM FILE welcome_1888")
         pids = worker_pids(server.proc.pid)
-        server.proc.send_signal(signal.SIGTERM)
+        if stop == "sigterm":  # a service manager stops the supervisor
+            server.proc.send_signal(signal.SIGTERM)
+        else:  # Ctrl-C in a terminal: SIGINT to the whole process group, workers included
+            os.killpg(server.proc.pid, signal.SIGINT)
 
         def refused() -> bool:
             try:
@@ -189,6 +194,7 @@ def test_workers_sigterm_finishes_the_call_in_progress_and_refuses_new_ones(serv
     assert server.proc.wait(timeout=20) == 0
     assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in pids)
     assert _calls_logged(server) == 1
+    assert "died" not in (server.proc.stderr.read() if server.proc.stderr else "")  # none was restarted
 
 
 def test_workers_port_taken_is_one_clear_error(tmp_path: Path) -> None:
