@@ -24,6 +24,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -131,8 +132,9 @@ class Supervisor:
     ) -> None:
         if workers < 1:
             raise ValueError("at least one worker")
-        if not hasattr(socket, "SO_REUSEPORT"):
-            raise OSError("several AGI workers need SO_REUSEPORT (Linux); use one worker here")
+        if sys.platform != "linux" or not hasattr(socket, "SO_REUSEPORT"):
+            # Elsewhere SO_REUSEPORT does not spread connections across the listeners.
+            raise OSError("several AGI workers need Linux (SO_REUSEPORT); use --workers 1 here")
         self._count = workers
         self._grace = grace
         self._target = target
