@@ -5,6 +5,8 @@
 
 Asterisk starts the classic AGI program once per call and the caller hears nothing until
 its first command (the welcome prompt's STREAM FILE), so this is dead air on every call.
+`ivr-agi` sends that command before it imports SQLAlchemy and the rest of the call
+flow's database layer, which it imports while the prompt plays.
 Each run spawns `.venv/bin/ivr-agi` as Asterisk would (pipes, the `agi_*` greeting from
 `tests.fakes.FakeAsteriskCall(classic=True)` written at once), times the first command
 line, then plays a caller who hangs up during that prompt (SIGHUP, as Asterisk does) and
@@ -168,14 +170,14 @@ def main(argv: list[str] | None = None) -> int:
         interp = pct(base_times["python -c pass"], 50)
         sqla = pct(base_times['python -c "import sqlalchemy.orm"'], 50)
         calls = pct(base_times['python -c "import ivr.calls"'], 50)
+        flow = pct(base_times['python -c "import ivr.flow.engine"'], 50)
         first50 = pct(firsts, 50)
         print()
-        flow = pct(base_times['python -c "import ivr.flow.engine"'], 50)
-        print(f"  the p50 {first50 * 1000:.0f} ms to the first command is about importing ivr.calls "
-              f"({calls * 1000:.0f} ms to exit): interpreter {interp * 1000:.0f} ms, then sqlalchemy.orm "
-              f"+{(sqla - interp) * 1000:.0f} ms, then the rest of ivr.calls' imports +{(calls - sqla) * 1000:.0f} ms;")
-        print(f"  settings, flow and handler set-up add {(first50 - calls) * 1000:+.0f} ms (within the noise)")
-        print(f"  what the first prompt needs (flow engine + AGI protocol, no SQLAlchemy): {flow * 1000:.0f} ms to exit")
+        print(f"  the first command (p50 {first50 * 1000:.0f} ms) needs the interpreter ({interp * 1000:.0f} ms) and "
+              f"the flow engine + AGI protocol (+{(flow - interp) * 1000:.0f} ms to exit); reading the settings, "
+              f"loading the flow and the greeting add {(first50 - flow) * 1000:+.0f} ms;")
+        print(f"  SQLAlchemy and the rest of ivr.calls ({calls * 1000:.0f} ms to exit, sqlalchemy.orm alone "
+              f"+{(sqla - interp) * 1000:.0f} ms) are imported after it, while the welcome prompt plays")
         print()
         print("  heaviest imports of one ivr-agi start, up to 3 levels deep (python -X importtime, cumulative ms):")
         for us, name in importtime(cmd_for_importtime(ivr_agi), env, 14):

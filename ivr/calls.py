@@ -30,7 +30,7 @@ from ivr.flow.steps import ActionRequest, Event, Instruction, Play, SetVariable,
 from ivr.identifiers import is_valid_tracking_code, new_tracking_code
 from ivr.models import Call, Message, utcnow
 from ivr.services import cases as case_service
-from ivr.services.calls import CallRecord, save_call
+from ivr.services.calls import CallRecord, save_call_row
 from ivr.services.feedback import FeedbackError, record_feedback
 from ivr.services.messages import (
     find_by_tracking_code,
@@ -176,7 +176,7 @@ class CallActions:
         if not ctx.spooled:
             try:
                 with transaction(self.factory) as s:
-                    call = save_call(s, ctx.record)
+                    call = save_call_row(s, ctx.record)
                     msg = register_message(
                         s,
                         line=spec["line"],
@@ -323,7 +323,7 @@ class CallActions:
             return
         try:
             with transaction(self.factory) as s:
-                save_call(s, ctx.record)
+                save_call_row(s, ctx.record)
         except DB_ERRORS as exc:
             log.error("call %s: database down, spooling the call log: %s", ctx.record.channel_id, exc)
             self.spool.put(ctx.record, [])
@@ -385,19 +385,30 @@ class CallRunner:
         start_node: str | None = None,
         resume: bool = False,
         on_state: Callable[[CallState], None] | None = None,
+        first: tuple[CallState, Event | Exception] | None = None,
     ) -> CallContext:
         """Run one call to its end over `telephone`; always logs it.
 
         `resume` continues the call row and message numbering of an earlier session
         on the same channel (the dialplan re-enters the flow after an unanswered queue).
+        `first`: the driver already started the engine and performed its first
+        instruction (classic AGI, before this runner was loaded): the state, and the
+        event (or the error) that instruction ended with.
         """
         ctx = CallContext(record=record)
         cid = record.channel_id
         try:
             if resume:  # a later session of a call already logged (back from the queue)
                 self.actions.begin(ctx)
-            state, step = self.engine.start(record.line, {"caller": record.caller or ""})
-            ctx.state = state
+            if first is not None:
+                state, outcome = first
+                ctx.state = state
+                if isinstance(outcome, Exception):
+                    raise outcome
+                step = self.engine.advance(state, outcome)
+            else:
+                state, step = self.engine.start(record.line, {"caller": record.caller or ""})
+                ctx.state = state
             if start_node:
                 state.node = start_node
                 step = self.engine.advance(state, Started())
@@ -433,9 +444,12 @@ class CallRunner:
         return ctx
 
 
-def build_runner(settings: Settings, factory: sessionmaker[Session] | None = None) -> CallRunner:
+def build_runner(
+    settings: Settings, factory: sessionmaker[Session] | None = None, *, engine: Engine | None = None
+) -> CallRunner:
     """The runner for this deployment: the packaged flow, the database, storage and spool."""
     if factory is None:
         factory = make_sessionmaker(make_engine(settings.database_url))
-    engine = Engine(load_flow(), currency=settings.currency)
+    if engine is None:
+        engine = Engine(load_flow(), currency=settings.currency)
     return CallRunner(engine, CallActions(factory, settings))

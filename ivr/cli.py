@@ -300,12 +300,21 @@ def _run_until_signal(servers: list[Any], grace: float) -> None:
         s.shutdown(grace)
 
 
-def _serve(settings: Settings, grace: float, banner: Callable[..., list[str]], *, agi: bool, web: bool) -> None:
-    """Run the FastAGI server (spool replayed in the background) and/or the web app until a signal."""
-    from ivr.calls import build_runner
+def _serve(
+    settings: Settings,
+    grace: float,
+    banner: Callable[..., list[str]],
+    *,
+    agi: bool,
+    web: bool,
+    workers: int = 1,
+) -> None:
+    """Run the FastAGI server (spool replayed in the background) and/or the web app until a signal.
+
+    With `workers` > 1 the FastAGI server runs in that many supervised processes.
+    """
     from ivr.db import make_sessionmaker
-    from ivr.drivers.agi.handler import SpoolReplayer, build_call_handler
-    from ivr.drivers.agi.server import build_agi_server
+    from ivr.followthrough.scheduler import PeriodicScheduler
     from ivr.jobs import build_jobs
 
     _ensure_schema(settings)
@@ -314,19 +323,34 @@ def _serve(settings: Settings, grace: float, banner: Callable[..., list[str]], *
     replayer = None
     session_factory = make_sessionmaker(_engine(settings))
     jobs = build_jobs(settings, session_factory)
-    from ivr.followthrough.scheduler import PeriodicScheduler
-
     # Periodic sweeps: here for the embedded default; with Redis each `ivr worker` runs them.
     scheduler = None if settings.redis_url else PeriodicScheduler(jobs, settings.sweep_seconds)
     if scheduler is not None:
         scheduler.start()
-    if agi:
+    if agi and workers > 1:
+        from ivr.drivers.agi.workers import Supervisor, WorkerStartError
+
+        supervisor = Supervisor(settings, workers, grace=grace)
+        try:
+            supervisor.start()
+        except WorkerStartError as exc:
+            click.echo(f"ivr: error: {exc}", err=True)
+            sys.exit(1)
+        servers.append(supervisor)
+        urls["agi"] = "agi://{}:{}".format(*supervisor.address)
+    elif agi:
+        from ivr.calls import build_runner
+        from ivr.drivers.agi.handler import SpoolReplayer, build_call_handler
+        from ivr.drivers.agi.server import build_agi_server
+        from ivr.drivers.agi.workers import freeze_startup_objects
+
         runner = build_runner(settings)
         server = build_agi_server(settings, build_call_handler(settings, runner))
         replayer = SpoolReplayer(runner)
         replayer.start()
         servers.append(server)
         urls["agi"] = "agi://{}:{}".format(*server.address)
+        freeze_startup_objects()
     if web:
         from web import create_app
         from web.server import WebServer
@@ -346,6 +370,12 @@ def _serve(settings: Settings, grace: float, banner: Callable[..., list[str]], *
         jobs.close()
 
 
+WORKERS_OPTION = click.option(
+    "--workers", default=None, type=click.IntRange(1, 256),
+    help="FastAGI server processes sharing the port (IVR_AGI_WORKERS, default the CPU count).",
+)
+
+
 @main.group()
 def agi() -> None:
     """The Asterisk FastAGI server."""
@@ -355,13 +385,24 @@ def agi() -> None:
 @click.option("--host", default=None, help="Address to listen on (IVR_AGI_HOST).")
 @click.option("--port", default=None, type=int, help="Port (IVR_AGI_PORT, default 4573).")
 @click.option("--grace", default=30.0, show_default=True, help="Seconds to let calls finish on shutdown.")
+@WORKERS_OPTION
 @click.pass_context
 @friendly
-def agi_serve(ctx: click.Context, host: str | None, port: int | None, grace: float) -> None:
+def agi_serve(ctx: click.Context, host: str | None, port: int | None, grace: float, workers: int | None) -> None:
     """Run the FastAGI server for agi://HOST:PORT/1888 and /137."""
     settings = _settings(ctx)
-    settings = settings.with_(agi_host=host or settings.agi_host, agi_port=port or settings.agi_port)
-    _serve(settings, grace, lambda agi: [f"FastAGI: {agi}/1888 and {agi}/137"], agi=True, web=False)
+    settings = settings.with_(
+        agi_host=host or settings.agi_host, agi_port=settings.agi_port if port is None else port
+    )
+    n = workers or settings.agi_workers
+    _serve(
+        settings, grace, lambda agi: [f"FastAGI: {agi}/1888 and {agi}/137 ({_processes(n)})"],
+        agi=True, web=False, workers=n,
+    )
+
+
+def _processes(n: int) -> str:
+    return "1 process" if n == 1 else f"{n} worker processes"
 
 
 @main.command()
@@ -378,11 +419,13 @@ def web(ctx: click.Context, host: str | None, port: int | None) -> None:
 
 @main.command()
 @click.option("--grace", default=30.0, show_default=True, help="Seconds to let calls finish on shutdown.")
+@WORKERS_OPTION
 @click.pass_context
 @friendly
-def serve(ctx: click.Context, grace: float) -> None:
+def serve(ctx: click.Context, grace: float, workers: int | None) -> None:
     """Run everything that exists (FastAGI server, web app) and say where each part is."""
     settings = _settings(ctx)
+    n = workers or settings.agi_workers
     _serve(
         settings,
         grace,
@@ -391,13 +434,14 @@ def serve(ctx: click.Context, grace: float) -> None:
             f"  database      {settings.database_url.split('@')[-1]}",
             f"  audio         {settings.data_dir}",
             f"  FastAGI 1888  {agi}/1888",
-            f"  FastAGI 137   {agi}/137",
+            f"  FastAGI 137   {agi}/137 ({_processes(n)})",
             f"  web health    {web}/healthz",
             f"  prompts       {settings.prompts_dir / settings.prompt_language}",
             "  Asterisk: see dialplan/README.md. Stop with Ctrl-C.",
         ],
         agi=True,
         web=True,
+        workers=n,
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import time
@@ -38,6 +39,7 @@ class Settings:
     min_speech_ms: int = 300
     silence_threshold_dbfs: float = -45.0
     agi_max_calls: int = 2000
+    agi_workers: int = 1
     prompt_language: str = "fa"
     agi_prompt_prefix: str = ""
     redis_url: str = ""
@@ -222,6 +224,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         min_speech_ms=_int(env, "IVR_MIN_SPEECH_MS", 300, 0, 10000),
         silence_threshold_dbfs=_float(env, "IVR_SILENCE_THRESHOLD_DBFS", -45.0),
         agi_max_calls=_int(env, "IVR_AGI_MAX_CALLS", 2000, 1, 100000),
+        # Several workers share the port with SO_REUSEPORT, which balances connections on Linux only.
+        agi_workers=_int(env, "IVR_AGI_WORKERS", (os.cpu_count() or 1) if sys.platform == "linux" else 1, 1, 256),
         agi_prompt_prefix=env.get("IVR_AGI_PROMPT_PREFIX") or "",
         redis_url=_redis_url(env),
         queue_name=env.get("IVR_QUEUE_NAME") or "ivr",

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
 from ivr.models import CALL_OUTCOMES, Call
-from ivr.services.messages import citizen_for
+from ivr.services.messages import citizen_id_for
 
 
 @dataclass
@@ -45,26 +45,57 @@ class CallRecord:
         return cls(**d)
 
 
+class SavedCall(NamedTuple):
+    """The call row written for a record: its id and citizen."""
+
+    id: int
+    citizen_id: int | None
+
+
 def save_call(session: Session, record: CallRecord) -> Call:
-    """Insert or update the call row for `record.channel_id` (idempotent)."""
+    """Insert or update the call row for `record.channel_id` (idempotent); the row as an object."""
+    saved = save_call_row(session, record)
+    call = session.get(Call, saved.id, populate_existing=True)
+    assert call is not None
+    return call
+
+
+def save_call_row(session: Session, record: CallRecord) -> SavedCall:
+    """Insert or update the call row for `record.channel_id` (idempotent).
+
+    Plain SQL statements, no ORM objects: every call ends here. An existing row takes
+    one UPDATE; a new one a citizen look-up and one INSERT.
+    """
     if record.outcome is not None and record.outcome not in CALL_OUTCOMES:
         raise ValueError(f"unknown call outcome {record.outcome!r}")
-    call = session.scalar(select(Call).where(Call.channel_id == record.channel_id))
-    if call is None:
-        citizen = citizen_for(session, record.caller)
-        call = Call(
+    table = Call.__table__
+    changes = {
+        "answered_at": record.answered_at,
+        "ended_at": record.ended_at,
+        "keys": record.keys[-400:],
+        "outcome": record.outcome,
+        "error": record.error,
+    }
+    row = session.execute(
+        update(table)
+        .where(table.c.channel_id == record.channel_id)
+        .values(changes)
+        .returning(table.c.id, table.c.citizen_id)
+    ).first()
+    if row is not None:
+        return SavedCall(row[0], row[1])
+    citizen_id = citizen_id_for(session, record.caller)
+    new_id = session.scalar(
+        insert(table)
+        .values(
             channel_id=record.channel_id,
             line_code=record.line,
             driver=record.driver,
             caller_number=(record.caller or None) and record.caller[:32],
-            citizen_id=citizen.id if citizen else None,
+            citizen_id=citizen_id,
             started_at=record.started_at,
+            **changes,
         )
-        session.add(call)
-    call.answered_at = record.answered_at
-    call.ended_at = record.ended_at
-    call.keys = record.keys[-400:]
-    call.outcome = record.outcome
-    call.error = record.error
-    session.flush()
-    return call
+        .returning(table.c.id)
+    )
+    return SavedCall(int(new_id), citizen_id)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -36,21 +37,53 @@ class MessageError(ValueError):
 
 def citizen_for(session: Session, phone: str | None) -> Citizen | None:
     """The citizen behind a caller number (created on first contact); None if unknown."""
+    citizen_id = citizen_id_for(session, phone)
+    return session.get(Citizen, citizen_id) if citizen_id is not None else None
+
+
+def citizen_id_for(session: Session, phone: str | None) -> int | None:
+    """The id of the citizen behind a caller number (created on first contact); None if unknown.
+
+    Plain SQL statements, no ORM objects: it runs for every call that ends.
+    """
     if not phone:
         return None
     try:
         number = normalize_phone(phone)
     except InvalidIdentifier:
         return None
-    citizen = session.scalar(select(Citizen).where(Citizen.phone == number))
-    if citizen is None:
+    table = Citizen.__table__
+    found = session.scalar(select(table.c.id).where(table.c.phone == number))
+    if found is not None:
+        return int(found)
+    new = insert_or_nothing(session, table, "phone")
+    if new is not None:
+        # Another call creating the same citizen at the same moment makes this a no-op.
+        created = session.scalar(new.values(phone=number, created_at=utcnow()).returning(table.c.id))
+    else:  # a database without INSERT ... ON CONFLICT: a savepoint absorbs the duplicate
+        created = None
         try:
             with session.begin_nested():
-                citizen = Citizen(phone=number)
-                session.add(citizen)
-        except IntegrityError:  # another call created it a moment ago
-            citizen = session.scalar(select(Citizen).where(Citizen.phone == number))
-    return citizen
+                created = session.scalar(
+                    table.insert().values(phone=number, created_at=utcnow()).returning(table.c.id)
+                )
+        except IntegrityError:
+            pass
+    if created is None:  # another call created it a moment ago
+        created = session.scalar(select(table.c.id).where(table.c.phone == number))
+    return int(created) if created is not None else None
+
+
+def insert_or_nothing(session: Session, table: Any, column: str) -> Any | None:
+    """`INSERT ... ON CONFLICT (column) DO NOTHING` for this session's database, or None."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        return None
+    return insert(table).on_conflict_do_nothing(index_elements=[column])
 
 
 def register_message(

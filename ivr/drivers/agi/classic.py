@@ -2,7 +2,8 @@
 
 For small sites (`AGI(ivr-agi)` in the dialplan). Asterisk waits for the process
 before the caller hears anything, so start-up must be quick: only `sys` and `logging`
-are imported here, everything else inside `main`. A hang-up arrives as SIGHUP (with
+are imported here, everything else inside `main`, and the welcome prompt is sent before
+SQLAlchemy and the rest of the database layer are imported (they load while it plays). A hang-up arrives as SIGHUP (with
 the default `AGISIGHUP=yes`), never as a `HANGUP` line: the channel marks itself hung
 up and Asterisk answers media commands with 511 from then on.
 """
@@ -77,10 +78,10 @@ def main(
 
 
 def _default_handler(settings: Settings) -> Callable[[AgiChannel], Any]:
-    """The project's call handler, the same one the FastAGI server runs."""
+    """The project's call handler, the same one the FastAGI server runs (the first prompt before SQLAlchemy)."""
     from ivr.drivers.agi.handler import build_call_handler
 
-    return build_call_handler(settings)
+    return build_call_handler(settings, early_start=True)
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m ivr.drivers.agi.classic`

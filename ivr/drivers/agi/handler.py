@@ -1,19 +1,25 @@
-"""From an AGI connection to a running call: which line, who calls, and the runner."""
+"""From an AGI connection to a running call: which line, who calls, and the runner.
+
+Importing this module stays light (no SQLAlchemy): classic AGI sends the first prompt
+before the database layer is imported (see `build_call_handler(early_start=True)`).
+"""
 from __future__ import annotations
 
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ivr.calls import CallRunner, build_runner
 from ivr.config import Settings
 from ivr.flow.steps import Instruction, Play, ReadDigits, ReadKey, Record
-from ivr.models import LINES, utcnow
-from ivr.services.calls import CallRecord
+
+if TYPE_CHECKING:
+    from ivr.calls import CallRunner
+    from ivr.services.calls import CallRecord
 
 log = logging.getLogger(__name__)
 
@@ -22,22 +28,27 @@ class UnknownLine(LookupError):
     """The AGI request names no line this server runs."""
 
 
-def line_from_env(env: dict[str, str]) -> tuple[str, list[str]]:
+def line_from_env(env: dict[str, str], lines: Collection[str] | None = None) -> tuple[str, list[str]]:
     """The line (137/1888) and extra arguments of an AGI request.
 
     FastAGI names the line in the script path (`agi://host:4573/1888`); classic AGI
     passes it as the first argument (`AGI(ivr-agi,1888)`); without either, the
-    dialled number (`agi_dnid`, then `agi_extension`) decides.
+    dialled number (`agi_dnid`, then `agi_extension`) decides. `lines` defaults to
+    every line of the data model.
     """
+    if lines is None:
+        from ivr.models import LINES
+
+        lines = LINES
     args = [env[k] for k in sorted((k for k in env if k.startswith("agi_arg_")), key=lambda k: int(k[8:]))]
     script = env.get("agi_network_script") or urlsplit(env.get("agi_request", "")).path.lstrip("/")
     script = script.split("?", 1)[0].strip("/")
-    if script in LINES:
+    if script in lines:
         return script, args
-    if args and args[0] in LINES:
+    if args and args[0] in lines:
         return args[0], args[1:]
     for key in ("agi_dnid", "agi_extension"):
-        if env.get(key) in LINES:
+        if env.get(key) in lines:
             return env[key], args
     raise UnknownLine(f"no line in agi_network_script={script!r}, args={args}, dnid={env.get('agi_dnid')!r}")
 
@@ -60,25 +71,87 @@ class _RecordingsAsFiles:
         return self.telephone.perform(instruction)
 
 
-def build_call_handler(settings: Settings, runner: CallRunner | None = None) -> Callable[[Any], None]:
-    """The handler the FastAGI server (and classic AGI) runs for each connection."""
+def build_call_handler(
+    settings: Settings, runner: CallRunner | None = None, *, early_start: bool = False
+) -> Callable[[Any], None]:
+    """The handler the FastAGI server (and classic AGI) runs for each connection.
+
+    `early_start` (classic AGI, one process per call): the caller hears the welcome
+    prompt before the database layer is imported; it is imported while that prompt plays.
+    """
     from ivr.drivers.agi.telephone import AgiTelephone
 
-    runner = runner or build_runner(settings)
+    if runner is None and not early_start:
+        from ivr.calls import build_runner
+
+        runner = build_runner(settings)
 
     def handle(channel: Any) -> None:
         env = channel.env
         channel_id = env.get("agi_uniqueid") or f"agi-{uuid.uuid4().hex}"
         caller = env.get("agi_callerid")
         caller = None if not caller or caller.lower() in ("unknown", "anonymous") else caller
-        line, args = line_from_env(env)  # UnknownLine → the server's apology and operator path
-        now = utcnow()
-        record = CallRecord(channel_id=channel_id, line=line, driver="agi", caller=caller, started_at=now, answered_at=now)
+        now = datetime.now(UTC)  # ivr.models.utcnow, without importing the models here
         telephone = _RecordingsAsFiles(AgiTelephone(channel, settings, channel_id), settings)
+        if runner is None:
+            _run_early(settings, channel, telephone, channel_id, caller, now)
+            return
+        line, args = line_from_env(env)  # UnknownLine → the server's apology and operator path
+        record = _record(channel_id, line, caller, now)
         again = "after_queue" in args
         runner.run(telephone, record, start_node="operator_closed" if again else None, resume=again)
 
     return handle
+
+
+def _record(channel_id: str, line: str, caller: str | None, now: datetime) -> CallRecord:
+    from ivr.services.calls import CallRecord
+
+    return CallRecord(channel_id=channel_id, line=line, driver="agi", caller=caller, started_at=now, answered_at=now)
+
+
+def _run_early(
+    settings: Settings, channel: Any, telephone: Any, channel_id: str, caller: str | None, now: datetime
+) -> None:
+    """Run a call whose first instruction goes out before the runner (and SQLAlchemy) is loaded."""
+    from ivr.flow.definition import load_flow
+    from ivr.flow.engine import Engine
+
+    engine = Engine(load_flow(), currency=settings.currency)
+    line, args = line_from_env(channel.env, engine.flow.lines)  # UnknownLine → apology, operator
+    loaded: list[Any] = []
+
+    def load() -> None:
+        try:
+            from ivr.calls import build_runner
+
+            loaded.append(build_runner(settings, engine=engine))
+        except Exception as exc:  # raised once the reply has been read, to keep the protocol in step
+            loaded.append(exc)
+
+    if "after_queue" in args:  # a later session: the earlier call row is needed before anything is said
+        load()
+        runner = _loaded(loaded)
+        runner.run(telephone, _record(channel_id, line, caller, now), start_node="operator_closed", resume=True)
+        return
+    state, step = engine.start(line, {"caller": caller or ""})
+    channel.while_waiting(load)  # once the first command is sent, before its reply is read
+    try:
+        first: Any = telephone.perform(step)
+    except Exception as exc:  # the runner's one place for errors handles it
+        first = exc
+    if not loaded:  # nothing was sent (the caller had already gone)
+        channel.while_waiting(None)
+        load()
+    runner = _loaded(loaded)
+    runner.run(telephone, _record(channel_id, line, caller, now), first=(state, first))
+
+
+def _loaded(loaded: list[Any]) -> CallRunner:
+    if isinstance(loaded[0], Exception):
+        raise loaded[0]
+    runner: CallRunner = loaded[0]
+    return runner
 
 
 class SpoolReplayer:

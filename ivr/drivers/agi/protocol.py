@@ -215,6 +215,7 @@ class AgiChannel(AGI):
         self._got_sighup = False
         self._latency_hook = latency_hook
         self._replied_at: float | None = None
+        self._while_waiting: Callable[[], None] | None = None
         if install_sighup is None:
             install_sighup = threading.current_thread() is threading.main_thread()
         if install_sighup:
@@ -317,6 +318,16 @@ class AgiChannel(AGI):
             self.stdout.flush()
         except (OSError, ValueError) as exc:  # broken pipe, reset, closed stream
             raise AgiConnectionLost(f"writing to Asterisk failed: {exc}") from exc
+        work, self._while_waiting = self._while_waiting, None
+        if work is not None:
+            work()
+
+    def while_waiting(self, work: Callable[[], None] | None) -> None:
+        """Run `work` once, right after the next command is sent and before its reply is read.
+
+        Classic AGI imports the database layer this way while the first prompt plays.
+        """
+        self._while_waiting = work
 
     def get_result(self, stdin: object = None) -> Reply:  # type: ignore[override]
         """Read the reply to the command just sent (`stdin` is ignored, kept for pyst2)."""

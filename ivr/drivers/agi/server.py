@@ -89,7 +89,9 @@ class AgiServer:
         max_calls: int | None = None,
         stack_size: int = THREAD_STACK_SIZE,
         idle_timeout: float = IDLE_TIMEOUT_SECONDS,
+        reuse_port: bool = False,
     ) -> None:
+        """`reuse_port`: share the port with other processes (SO_REUSEPORT, Linux), see workers.py."""
         self._handler = handler
         self._prompt_prefix = settings.agi_prompt_prefix
         self._max_calls = max_calls if max_calls is not None else settings.agi_max_calls
@@ -108,7 +110,9 @@ class AgiServer:
         port = settings.agi_port if port is None else port
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
         # create_server sets SO_REUSEADDR, so a restart does not wait for TIME_WAIT.
-        self._listener = socket.create_server((host, port), family=family, backlog=LISTEN_BACKLOG)
+        self._listener = socket.create_server(
+            (host, port), family=family, backlog=LISTEN_BACKLOG, reuse_port=reuse_port
+        )
         self._listener.setblocking(False)
         self._address: tuple[str, int] = self._listener.getsockname()[:2]
         self._wake_r, self._wake_w = socket.socketpair()
@@ -283,6 +287,7 @@ def build_agi_server(
     host: str | None = None,
     port: int | None = None,
     max_calls: int | None = None,
+    reuse_port: bool = False,
 ) -> AgiServer:
     """A FastAGI server for `settings` (agi_host, agi_port, agi_max_calls) running `handler` per call."""
-    return AgiServer(settings, handler, host=host, port=port, max_calls=max_calls)
+    return AgiServer(settings, handler, host=host, port=port, max_calls=max_calls, reuse_port=reuse_port)
