@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 IVR := $(VENV)/bin/ivr
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install system-packages services lint bench
+.PHONY: run test install system-packages services lint bench web-assets test-packages
 
 run: install
 	$(IVR) db upgrade
@@ -14,11 +14,14 @@ run: install
 	$(IVR) demo
 	$(IVR) serve
 
-test: install services
+test: install test-packages services
 	$(VENV)/bin/ruff check ivr web tests benchmarks
 	$(VENV)/bin/pytest
 
-install: system-packages $(STAMP)
+install: system-packages $(STAMP) web-assets
+
+web-assets:
+	@bash scripts/web-assets.sh
 
 system-packages:
 	@bash scripts/system-packages.sh
@@ -31,6 +34,9 @@ $(STAMP): setup.cfg pyproject.toml
 
 services:
 	@bash scripts/services.sh
+
+test-packages:
+	@bash scripts/system-packages.sh --test
 
 bench: install services
 	$(PY) benchmarks/bench_fastagi.py

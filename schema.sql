@@ -325,6 +325,24 @@ INSERT INTO lines (code, name) VALUES
     ('137', 'سامانه ۱۳۷ مدیریت شهری'),
     ('1888', 'سامانه ۱۸۸۸ سازمان بازرسی');
 
+-- ---------------------------------------------------------------------------
+-- 0002: background jobs that kept failing (in-process queue; RQ keeps its own)
+-- ---------------------------------------------------------------------------
+CREATE TABLE failed_jobs (
+	id SERIAL NOT NULL,
+	job_id VARCHAR(120) NOT NULL,
+	name VARCHAR(60) NOT NULL,
+	payload TEXT NOT NULL,
+	error TEXT NOT NULL,
+	attempts SMALLINT NOT NULL,
+	failed_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	retried_at TIMESTAMP WITH TIME ZONE,
+	CONSTRAINT pk_failed_jobs PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_failed_jobs_failed_at ON failed_jobs (failed_at);
+
+
 -- ==== analysis desk (issue 7): rollup tables and the triggers that keep them ====
 -- ivr/analysis/rollups.py holds the trigger DDL below verbatim (a test checks).
 

@@ -25,11 +25,15 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from sqlalchemy.exc import OperationalError
 
     from ivr.flow.definition import FlowError
+    from ivr.jobs import JobError
     from ivr.prompts import CatalogueError, PromptBuildError
     from ivr.services.cases import CaseImportError
     from ivr.services.users import UserError
 
-    return (ConfigError, FlowError, CatalogueError, PromptBuildError, CaseImportError, UserError, OperationalError, OSError)
+    return (
+        ConfigError, FlowError, CatalogueError, PromptBuildError, CaseImportError, UserError, JobError,
+        OperationalError, OSError,
+    )
 
 
 def friendly(fn: F) -> F:
@@ -299,13 +303,17 @@ def _run_until_signal(servers: list[Any], grace: float) -> None:
 def _serve(settings: Settings, grace: float, banner: Callable[..., list[str]], *, agi: bool, web: bool) -> None:
     """Run the FastAGI server (spool replayed in the background) and/or the web app until a signal."""
     from ivr.calls import build_runner
+    from ivr.db import make_sessionmaker
     from ivr.drivers.agi.handler import SpoolReplayer, build_call_handler
     from ivr.drivers.agi.server import build_agi_server
+    from ivr.jobs import build_jobs
 
     _ensure_schema(settings)
     servers: list[Any] = []
     urls: dict[str, str] = {}
     replayer = None
+    session_factory = make_sessionmaker(_engine(settings))
+    jobs = build_jobs(settings, session_factory)
     if agi:
         runner = build_runner(settings)
         server = build_agi_server(settings, build_call_handler(settings, runner))
@@ -314,9 +322,10 @@ def _serve(settings: Settings, grace: float, banner: Callable[..., list[str]], *
         servers.append(server)
         urls["agi"] = "agi://{}:{}".format(*server.address)
     if web:
+        from web import create_app
         from web.server import WebServer
 
-        web_server = WebServer(settings)
+        web_server = WebServer(settings, app=create_app(settings, session_factory=session_factory, jobs=jobs))
         servers.append(web_server)
         urls["web"] = "http://{}:{}".format(*web_server.address)
     for line in banner(**urls):
@@ -326,6 +335,7 @@ def _serve(settings: Settings, grace: float, banner: Callable[..., list[str]], *
     finally:
         if replayer is not None:
             replayer.stop()
+        jobs.close()
 
 
 @main.group()
@@ -381,6 +391,92 @@ def serve(ctx: click.Context, grace: float) -> None:
         agi=True,
         web=True,
     )
+
+
+# ---- background jobs --------------------------------------------------------------
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Run the queued jobs, then stop.")
+@click.pass_context
+@friendly
+def worker(ctx: click.Context, burst: bool) -> None:
+    """Run background jobs from Redis (IVR_REDIS_URL) until stopped."""
+    from ivr.db import make_sessionmaker
+    from ivr.jobs import JobError, RedisJobs
+
+    settings = _settings(ctx)
+    if not settings.redis_url:
+        raise JobError("IVR_REDIS_URL is not set: jobs run inside `ivr serve` / `ivr web`; a worker needs Redis")
+    _ensure_schema(settings)
+    jobs = RedisJobs(settings, make_sessionmaker(_engine(settings)))
+    click.echo(f"worker: queue {settings.queue_name!r} on {settings.redis_url.split('@')[-1]}")
+    jobs.work(burst=burst)
+
+
+@main.group()
+def jobs() -> None:
+    """Background jobs that kept failing."""
+
+
+def _jobs(ctx: click.Context) -> Any:
+    from ivr.db import make_sessionmaker
+    from ivr.jobs import RedisJobs, build_registry
+
+    settings = _settings(ctx)
+    factory = make_sessionmaker(_engine(settings))
+    if settings.redis_url:
+        return RedisJobs(settings, factory, build_registry())
+    return _KeptJobs(settings, factory)
+
+
+class _KeptJobs:
+    """The in-process queue's kept failures, read and retried without starting a thread pool."""
+
+    def __init__(self, settings: Settings, factory: Any) -> None:
+        self.settings, self.factory = settings, factory
+
+    def failed(self) -> Any:
+        from ivr.jobs import InProcessJobs
+
+        queue = InProcessJobs(self.settings, self.factory, workers=1)
+        try:
+            return queue.failed()
+        finally:
+            queue.close(0)
+
+    def retry(self, job_id: str) -> None:
+        from ivr.jobs import InProcessJobs
+
+        queue = InProcessJobs(self.settings, self.factory, workers=1)
+        try:
+            queue.retry(job_id)
+            queue.drain(60)
+        finally:
+            queue.close(0)
+
+
+@jobs.command("failed")
+@click.pass_context
+@friendly
+def jobs_failed(ctx: click.Context) -> None:
+    """List jobs that kept failing (newest first)."""
+    failed = _jobs(ctx).failed()
+    if not failed:
+        click.echo("no failed jobs")
+    for job in failed:
+        last = job.error.strip().splitlines()[-1] if job.error.strip() else ""
+        click.echo(f"{job.job_id}\t{job.name}\t{job.failed_at}\t{last}")
+
+
+@jobs.command("retry")
+@click.argument("job_id")
+@click.pass_context
+@friendly
+def jobs_retry(ctx: click.Context, job_id: str) -> None:
+    """Run a failed job again (in-process: now; Redis: queued for the worker)."""
+    _jobs(ctx).retry(job_id)
+    click.echo(f"retried {job_id}")
 
 
 # ---- analysis desk ----------------------------------------------------------------

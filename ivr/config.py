@@ -40,6 +40,11 @@ class Settings:
     agi_max_calls: int = 2000
     prompt_language: str = "fa"
     agi_prompt_prefix: str = ""
+    redis_url: str = ""
+    queue_name: str = "ivr"
+    job_backoff: tuple[int, ...] = (10, 60, 300)
+    secret_key: str = ""
+    cookie_secure: bool = False
 
     def with_(self, **changes: object) -> Settings:
         """A copy with some settings changed (tests, CLI options)."""
@@ -101,6 +106,30 @@ def _hours(env: Mapping[str, str], name: str, default: tuple[time, time]) -> tup
     return opens, closes
 
 
+def _backoff(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        delays = tuple(int(p) for p in raw.split(","))
+    except ValueError:
+        raise ConfigError(f"{name}: expected seconds separated by commas, e.g. 10,60,300, got {raw!r}") from None
+    if any(d < 0 for d in delays) or len(delays) > 20:
+        raise ConfigError(f"{name}: expected up to 20 delays of 0 seconds or more, got {raw!r}")
+    return delays
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}: expected true or false, got {raw!r}")
+
+
 def _database_url(env: Mapping[str, str], data_root: Path) -> str:
     url = env.get("IVR_DATABASE_URL") or f"sqlite:///{data_root / 'ivr.sqlite3'}"
     if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", url):
@@ -151,4 +180,16 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         silence_threshold_dbfs=_float(env, "IVR_SILENCE_THRESHOLD_DBFS", -45.0),
         agi_max_calls=_int(env, "IVR_AGI_MAX_CALLS", 2000, 1, 100000),
         agi_prompt_prefix=env.get("IVR_AGI_PROMPT_PREFIX") or "",
+        redis_url=_redis_url(env),
+        queue_name=env.get("IVR_QUEUE_NAME") or "ivr",
+        job_backoff=_backoff(env, "IVR_JOB_BACKOFF", (10, 60, 300)),
+        secret_key=env.get("IVR_SECRET_KEY") or "",
+        cookie_secure=_bool(env, "IVR_COOKIE_SECURE", False),
     )
+
+
+def _redis_url(env: Mapping[str, str]) -> str:
+    url = env.get("IVR_REDIS_URL") or ""
+    if url and not re.match(r"^rediss?://", url):
+        raise ConfigError(f"IVR_REDIS_URL: expected a redis:// URL, got {url!r}")
+    return url

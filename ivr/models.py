@@ -510,6 +510,25 @@ class Holiday(Base):
     name: Mapped[str] = mapped_column(String(200), nullable=False)
 
 
+class FailedJob(Base):
+    """A background job that kept failing after its retries: kept for inspection and a manual retry.
+
+    The in-process queue writes here; on Redis, RQ's own failed-job registry keeps them instead.
+    """
+
+    __tablename__ = "failed_jobs"
+    __table_args__ = (Index(None, "failed_at"),)
+
+    id: Mapped[intpk]
+    job_id: Mapped[str] = mapped_column(String(120), nullable=False)
+    name: Mapped[str] = mapped_column(String(60), nullable=False)
+    payload: Mapped[str] = mapped_column(Text, nullable=False)
+    error: Mapped[str] = mapped_column(Text, nullable=False)
+    attempts: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    failed_at: Mapped[stamp]
+    retried_at: Mapped[maybe_stamp]
+
+
 # ---- analysis desk: rollups kept by database triggers (ivr/analysis/rollups.py) -----------
 # Days and hours are Tehran's (the city's), so a dashboard never converts time zones.
 # NULL dimensions are stored as 0 (topic, district, unit), 'in_progress' (a call's outcome)

@@ -103,6 +103,106 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
+# ---- the web app (flaskr-style fixtures) -----------------------------------------------------
+
+TEST_PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def jobs(settings: Settings, session_factory: sessionmaker[Session]) -> Iterator[object]:
+    """The in-process job queue on the test's database, closed afterwards."""
+    from ivr.jobs import InProcessJobs
+
+    queue = InProcessJobs(settings, session_factory, workers=1)
+    yield queue
+    queue.close(timeout=5)
+
+
+@pytest.fixture
+def app(settings: Settings, session_factory: sessionmaker[Session], jobs: object) -> object:
+    """The web app on the test's database, CSRF on (as in production)."""
+    from web import create_app
+
+    return create_app(settings, session_factory=session_factory, jobs=jobs, config={"TESTING": True})
+
+
+@pytest.fixture
+def client(app: object) -> object:
+    """A test client of `app`."""
+    return app.test_client()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def make_user(session_factory: sessionmaker[Session]) -> object:
+    """`make_user(role, unit_id=None, username=None)` -> (username, password): a console user.
+
+    A manager given no unit gets a new department of their own.
+    """
+    import itertools
+
+    from ivr.models import Unit, User
+    from ivr.services.users import hash_password
+
+    counter = itertools.count(1)
+    hashed = hash_password(TEST_PASSWORD)
+
+    def make(role: str, unit_id: int | None = None, username: str | None = None) -> tuple[str, str]:
+        name = username or f"{role}{next(counter)}"
+        with session_factory() as session:
+            if role == "manager" and unit_id is None:
+                unit = Unit(code=f"unit-{name}", name=f"واحد {name}", kind="department")
+                session.add(unit)
+                session.flush()
+                unit_id = unit.id
+            session.add(User(username=name, full_name=f"کاربر {name}", role=role, unit_id=unit_id, password_hash=hashed))
+            session.commit()
+        return name, TEST_PASSWORD
+
+    return make
+
+
+def csrf_token(client: object, url: str = "/login") -> str:
+    """A valid CSRF token scraped from a page the client can open."""
+    import re
+
+    page = client.get(url).get_data(as_text=True)  # type: ignore[attr-defined]
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+    assert match, f"no CSRF token on {url}"
+    return match.group(1)
+
+
+def login(client: object, username: str, password: str = TEST_PASSWORD) -> object:
+    """Sign `client` in through the real form (CSRF token included)."""
+    token = csrf_token(client, "/login")
+    return client.post("/login", data={"username": username, "password": password, "csrf_token": token})  # type: ignore[attr-defined]
+
+
+REDIS_URL = os.environ.get("IVR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_queue(settings: Settings) -> Iterator[Settings]:
+    """Settings pointing at the local Redis with a queue name of this test's own; its keys are deleted after.
+
+    Never skipped: if Redis is unreachable the test fails and says so.
+    """
+    import uuid
+
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    conn = Redis.from_url(REDIS_URL)
+    try:
+        conn.ping()
+    except RedisError as exc:  # pragma: no cover - the message is the point
+        pytest.fail(f"Redis at {REDIS_URL} is not reachable: {exc}", pytrace=False)
+    name = f"ivr-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    yield settings.with_(redis_url=REDIS_URL, queue_name=name)
+    for key in conn.scan_iter(match=f"*{name}*", count=1000):
+        conn.delete(key)
+    conn.close()
+
+
 # ---- proof that the PostgreSQL half really ran ----------------------------------------
 
 _postgres = {"passed": 0, "failed": 0, "version": ""}
@@ -136,3 +236,71 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     selected = any("postgres" in item.keywords for item in session.items)
     if os.environ.get("CI") and selected and _postgres["passed"] == 0 and exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# ---- a real browser against a real server -------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    # A fake microphone (a beeping tone) so MediaRecorder can record a spoken reply.
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+]
+
+
+class LiveServer:
+    """The web app under waitress on a free port, on a database of its own (files, not a rolled-back transaction)."""
+
+    def __init__(self, url: str, session_factory: sessionmaker[Session], settings: Settings, jobs: object) -> None:
+        self.url, self.session_factory, self.settings, self.jobs = url, session_factory, settings, jobs
+
+
+@pytest.fixture
+def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
+    """The app served by waitress in a thread, on a fresh migrated SQLite database (threads need real commits)."""
+    import threading
+
+    from ivr.db import make_sessionmaker
+    from ivr.jobs import InProcessJobs
+    from web import create_app
+    from web.server import WebServer
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'live.sqlite3'}")
+    upgrade(engine)
+    factory = make_sessionmaker(engine)
+    jobs = InProcessJobs(settings, factory, workers=1)
+    app = create_app(settings, session_factory=factory, jobs=jobs)
+    server = WebServer(settings, host="127.0.0.1", port=0, app=app)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    host, port = server.address
+    yield LiveServer(f"http://{host}:{port}", factory, settings, jobs)
+    server.shutdown()
+    thread.join(5)
+    jobs.close(timeout=5)
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Debian's Chromium driven by Playwright (headless, fresh profile, no network beyond localhost)."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():  # pragma: no cover - the message is the point
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium", pytrace=False)
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: object, live_server: LiveServer) -> Iterator[object]:
+    """A new browser page (own cookies, microphone allowed) opening the live server."""
+    context = browser.new_context(base_url=live_server.url, locale="fa-IR")  # type: ignore[attr-defined]
+    context.grant_permissions(["microphone"], origin=live_server.url)
+    pg = context.new_page()
+    pg.set_default_timeout(15000)
+    yield pg
+    context.close()

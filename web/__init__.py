@@ -1,28 +1,117 @@
-"""The web side: Flask app factory. The console (issue 5) and Twilio webhooks (issue 4) hang off it."""
+"""The web side: Flask app factory for the console, its JSON API and the Twilio webhooks."""
 from __future__ import annotations
 
+import os
+import secrets
+from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, render_template, request
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config import Settings, load_settings
 from ivr.db import make_engine, make_sessionmaker
+from ivr.jobs import Jobs, build_jobs
+
+ERRORS = {
+    400: ("درخواست نادرست", "درخواست فرستاده‌شده کامل یا درست نبود."),
+    403: ("دسترسی ندارید", "این صفحه برای نقش شما باز نیست."),
+    404: ("پیدا نشد", "صفحه‌ای با این نشانی وجود ندارد."),
+    405: ("روش نادرست", "این صفحه این نوع درخواست را نمی‌پذیرد."),
+    409: ("تداخل", "کس دیگری هم‌زمان همین مورد را تغییر داده است."),
+    413: ("پرونده بزرگ است", "اندازه پرونده بیش از حد مجاز است."),
+    429: ("تلاش بیش از حد", "چند دقیقه دیگر دوباره امتحان کنید."),
+}
 
 
-def create_app(settings: Settings | None = None, *, session_factory: sessionmaker[Session] | None = None) -> Flask:
-    """Build the web application for `settings` (default: from the environment)."""
+def secret_key(settings: Settings) -> str:
+    """IVR_SECRET_KEY, or a random key kept in the data folder (0600) so sessions survive restarts."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = Path(settings.data_dir) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    session_factory: sessionmaker[Session] | None = None,
+    jobs: Jobs | None = None,
+    config: dict[str, Any] | None = None,
+) -> Flask:
+    """Build the web application for `settings` (default: from the environment).
+
+    `jobs` is the background queue views hand slow work to (default: the one the settings ask for);
+    `config` overrides Flask settings (tests).
+    """
+    from flask_wtf.csrf import CSRFProtect
+
+    from web.auth import init_auth
+    from web.format import register_filters
+    from web.home import init_home
+
     settings = settings or load_settings()
     app = Flask(__name__)
-    app.config["IVR_SETTINGS"] = settings
-    app.extensions["ivr_sessions"] = session_factory or make_sessionmaker(make_engine(settings.database_url))
+    app.config.update(
+        IVR_SETTINGS=settings,
+        SECRET_KEY=secret_key(settings),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.cookie_secure,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SECURE=settings.cookie_secure,
+        PERMANENT_SESSION_LIFETIME=12 * 3600,
+        MAX_CONTENT_LENGTH=25 * 1024 * 1024,
+        WTF_CSRF_TIME_LIMIT=12 * 3600,
+    )
+    app.config.update(config or {})
+    factory = session_factory or make_sessionmaker(make_engine(settings.database_url))
+    app.extensions["ivr_sessions"] = factory
+    app.extensions["ivr_jobs"] = jobs or build_jobs(settings, factory)
+    CSRFProtect(app)
+    register_filters(app, settings.timezone)
 
     from web.health import bp as health_bp
 
     app.register_blueprint(health_bp)
+    init_auth(app)
+    init_home(app)
+    _error_pages(app)
+
+    @app.after_request
+    def _security_headers(response: Any) -> Any:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
     return app
+
+
+def _error_pages(app: Flask) -> None:
+    def render(error: Any) -> Any:
+        code = getattr(error, "code", 500) or 500
+        if request.path.startswith(("/api/", "/twilio/")) or request.accept_mimetypes.best == "application/json":
+            return {"error": getattr(error, "description", "error"), "status": code}, code
+        title, text = ERRORS.get(code, ("خطا", "خطایی رخ داد."))
+        if code == 400 and "CSRF" in str(getattr(error, "description", "")):
+            text = "برگه منقضی شده است؛ صفحه را دوباره باز کنید و دوباره بفرستید."
+        return render_template("error.html", code=code, title=title, text=text), code
+
+    for code in ERRORS:
+        app.register_error_handler(code, render)
 
 
 def sessions(app: Any) -> sessionmaker[Session]:
     """The session factory the app was built with."""
     return app.extensions["ivr_sessions"]
+
+
+def jobs_of(app: Any) -> Jobs:
+    """The background job queue the app was built with."""
+    return app.extensions["ivr_jobs"]
