@@ -81,6 +81,9 @@ def create_app(
     app.register_blueprint(health_bp)
     init_auth(app)
     init_home(app)
+    from web.analysis import init_analysis
+
+    init_analysis(app)
     _error_pages(app)
 
     @app.after_request
