@@ -386,6 +386,28 @@ CREATE TABLE rollup_messages (
 
 CREATE INDEX ix_rollup_messages_unit_id_day ON rollup_messages (unit_id, day);
 
+CREATE TABLE rollup_messages_monthly (
+	month DATE NOT NULL,
+	line_code VARCHAR(4) NOT NULL,
+	kind VARCHAR(20) NOT NULL,
+	topic_id INTEGER NOT NULL,
+	district SMALLINT NOT NULL,
+	unit_id INTEGER NOT NULL,
+	registered INTEGER NOT NULL,
+	referred INTEGER NOT NULL,
+	not_referred_incomplete_message INTEGER NOT NULL,
+	not_referred_incomplete_caller INTEGER NOT NULL,
+	not_referred_duplicate INTEGER NOT NULL,
+	not_referred_irrelevant INTEGER NOT NULL,
+	answered INTEGER NOT NULL,
+	feedback INTEGER NOT NULL,
+	satisfied INTEGER NOT NULL,
+	reminders INTEGER NOT NULL,
+	CONSTRAINT pk_rollup_messages_monthly PRIMARY KEY (month, line_code, kind, topic_id, district, unit_id)
+);
+
+CREATE INDEX ix_rollup_messages_monthly_unit_id_month ON rollup_messages_monthly (unit_id, month);
+
 CREATE FUNCTION rollup_call_apply(c calls, p_sign integer) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -446,6 +468,33 @@ BEGIN
         p_answered, p_feedback, p_satisfied, p_reminders
     )
     ON CONFLICT (day, line_code, kind, topic_id, district, unit_id) DO UPDATE SET
+        registered = r.registered + EXCLUDED.registered,
+        referred = r.referred + EXCLUDED.referred,
+        not_referred_incomplete_message
+            = r.not_referred_incomplete_message + EXCLUDED.not_referred_incomplete_message,
+        not_referred_incomplete_caller
+            = r.not_referred_incomplete_caller + EXCLUDED.not_referred_incomplete_caller,
+        not_referred_duplicate = r.not_referred_duplicate + EXCLUDED.not_referred_duplicate,
+        not_referred_irrelevant = r.not_referred_irrelevant + EXCLUDED.not_referred_irrelevant,
+        answered = r.answered + EXCLUDED.answered,
+        feedback = r.feedback + EXCLUDED.feedback,
+        satisfied = r.satisfied + EXCLUDED.satisfied,
+        reminders = r.reminders + EXCLUDED.reminders;
+    INSERT INTO rollup_messages_monthly AS r (
+        month, line_code, kind, topic_id, district, unit_id, registered, referred,
+        not_referred_incomplete_message, not_referred_incomplete_caller,
+        not_referred_duplicate, not_referred_irrelevant,
+        answered, feedback, satisfied, reminders
+    ) VALUES (
+        date_trunc('month', m.created_at AT TIME ZONE 'Asia/Tehran')::date, m.line_code, m.kind,
+        coalesce(m.topic_id, 0), coalesce(m.district, 0), coalesce(m.unit_id, 0), p_own, p_referred,
+        CASE WHEN m.not_referred_reason = 'incomplete_message' THEN p_own ELSE 0 END,
+        CASE WHEN m.not_referred_reason = 'incomplete_caller' THEN p_own ELSE 0 END,
+        CASE WHEN m.not_referred_reason = 'duplicate' THEN p_own ELSE 0 END,
+        CASE WHEN m.not_referred_reason = 'irrelevant' THEN p_own ELSE 0 END,
+        p_answered, p_feedback, p_satisfied, p_reminders
+    )
+    ON CONFLICT (month, line_code, kind, topic_id, district, unit_id) DO UPDATE SET
         registered = r.registered + EXCLUDED.registered,
         referred = r.referred + EXCLUDED.referred,
         not_referred_incomplete_message

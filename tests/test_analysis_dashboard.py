@@ -303,3 +303,49 @@ def test_critical_points_flag_a_cell_far_above_its_history(session_factory: sess
     assert grid[4]["registered"] == 16 and grid[9]["registered"] == 4
     s.rollback()
     s.close()
+
+
+def test_dashboard_spans_split_whole_months_from_edge_days() -> None:
+    assert d.spans(d.Period(date(2026, 8, 15), date(2026, 10, 31))) == (
+        [d.Period(date(2026, 8, 15), date(2026, 8, 31))],
+        d.Period(date(2026, 9, 1), date(2026, 10, 1)),
+    )
+    assert d.spans(d.Period(date(2026, 9, 1), date(2026, 9, 30))) == ([], d.Period(date(2026, 9, 1), date(2026, 9, 1)))
+    assert d.spans(d.Period(date(2026, 9, 2), date(2026, 10, 30))) == ([d.Period(date(2026, 9, 2), date(2026, 10, 30))], None)
+    assert d.spans(d.Period(date(2026, 1, 31), date(2026, 3, 1))) == (
+        [d.Period(date(2026, 1, 31), date(2026, 1, 31)), d.Period(date(2026, 3, 1), date(2026, 3, 1))],
+        d.Period(date(2026, 2, 1), date(2026, 2, 1)),
+    )
+
+
+LONG = d.Period(date(2026, 8, 15), date(2026, 10, 31))  # edge days and two whole months
+
+
+def test_dashboard_long_period_reads_months_and_equals_hand_written_sql(generated: Session) -> None:
+    s = generated
+    table = d.message_funnel(s, d.Filters(LONG))
+    assert _funnel_from(table.rows[0]) == _funnel(s, LONG)
+    assert _funnel_from(table.rows[1]) == _funnel(s, LONG.previous())
+    by_district = {row["code"]: row["registered"] for row in d.message_breakdown(s, d.Filters(LONG), "district").rows}
+    expected = dict(
+        _rows(s, f"SELECT coalesce(district, 0), count(*) FROM messages WHERE {_in_period(s, 'created_at')} GROUP BY 1", LONG)
+    )
+    assert {k: v for k, v in by_district.items() if v} == expected
+    unit_id = s.scalar(select(Unit.id).where(Unit.code == "district-15"))
+    assert _funnel_from(d.message_funnel(s, d.Filters(LONG, unit_id=unit_id)).rows[0]) == _funnel(s, LONG, unit_id)
+
+
+def test_critical_points_long_period_compares_whole_months(generated: Session) -> None:
+    s = generated
+    table = d.critical_points(s, d.Filters(LONG))
+    assert (table.extra["tested_from"], table.extra["tested_to"]) == (d.jalali(date(2026, 8, 1)), d.jalali(date(2026, 10, 31)))
+    tested = d.Period(date(2026, 8, 1), date(2026, 10, 31))
+    expected = dict(
+        _rows(
+            s,
+            "SELECT district, count(*) FROM messages WHERE topic_id IS NOT NULL AND district IS NOT NULL"
+            f" AND {_in_period(s, 'created_at')} GROUP BY district",
+            tested,
+        )
+    )
+    assert {c["district"]: c["registered"] for c in table.extra["grid"] if c["registered"]} == expected

@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from ivr.analysis.rollups import POSTGRES_DDL, rebuild_rollups
 from ivr.models import Call, Feedback, Message, Referral, Reminder, Reply, Topic, Unit
 
-# 23:30 in Tehran: offsets of up to two hours cross the city's midnight.
-BASE = datetime(2026, 3, 1, 20, 0, tzinfo=UTC)
+# 23:30 in Tehran on the last day of February: offsets of up to two hours cross the city's
+# midnight and the month boundary.
+BASE = datetime(2026, 2, 28, 20, 0, tzinfo=UTC)
 REASONS = (None, "incomplete_message", "incomplete_caller", "irrelevant")
 OUTCOMES = (None, "case_lookup", "message_registered", "dropped", "operator")
 KEYS = ("", "4", "41", "1", "2", "0")
@@ -34,22 +35,8 @@ def _local(dialect: str, column: str) -> tuple[str, str]:
     return f"date({column}, '+210 minutes')", f"CAST(strftime('%H', {column}, '+210 minutes') AS INTEGER)"
 
 
-def raw_totals(session: Session) -> dict[str, set[tuple[Any, ...]]]:
-    """Hand-written totals over the raw tables, in the rollups' shapes (zero rows left out)."""
-    dialect = session.get_bind().dialect.name
-    day, hour = _local(dialect, "started_at")
-    mday, _ = _local(dialect, "m.created_at")
-    happy = "f.satisfied" if dialect == "postgresql" else "f.satisfied = 1"
-    q = {
-        "rollup_call_hours": f"""
-            SELECT {day}, {hour}, line_code, count(*),
-                   sum(CASE WHEN keys LIKE '4%' THEN 1 ELSE 0 END)
-            FROM calls GROUP BY 1, 2, 3""",
-        "rollup_call_outcomes": f"""
-            SELECT {day}, line_code, coalesce(outcome, 'in_progress'), substr(keys, 1, 1), count(*)
-            FROM calls GROUP BY 1, 2, 3, 4""",
-        "rollup_messages": f"""
-            SELECT {mday}, m.line_code, m.kind, coalesce(m.topic_id, 0), coalesce(m.district, 0),
+MESSAGES_SQL = """
+            SELECT {day}, m.line_code, m.kind, coalesce(m.topic_id, 0), coalesce(m.district, 0),
                    coalesce(m.unit_id, 0), count(*),
                    sum(CASE WHEN EXISTS (SELECT 1 FROM referrals r WHERE r.message_id = m.id)
                        THEN 1 ELSE 0 END),
@@ -62,14 +49,37 @@ def raw_totals(session: Session) -> dict[str, set[tuple[Any, ...]]]:
                    sum((SELECT count(*) FROM feedback f WHERE f.message_id = m.id)),
                    sum((SELECT count(*) FROM feedback f WHERE f.message_id = m.id AND {happy})),
                    sum((SELECT count(*) FROM reminders n WHERE n.message_id = m.id))
-            FROM messages m GROUP BY 1, 2, 3, 4, 5, 6""",
+            FROM messages m GROUP BY 1, 2, 3, 4, 5, 6"""
+
+
+def raw_totals(session: Session) -> dict[str, set[tuple[Any, ...]]]:
+    """Hand-written totals over the raw tables, in the rollups' shapes (zero rows left out)."""
+    dialect = session.get_bind().dialect.name
+    day, hour = _local(dialect, "started_at")
+    mday, _ = _local(dialect, "m.created_at")
+    happy = "f.satisfied" if dialect == "postgresql" else "f.satisfied = 1"
+    month = (
+        "CAST(date_trunc('month', m.created_at AT TIME ZONE 'Asia/Tehran') AS date)"
+        if dialect == "postgresql"
+        else "date(m.created_at, '+210 minutes', 'start of month')"
+    )
+    q = {
+        "rollup_call_hours": f"""
+            SELECT {day}, {hour}, line_code, count(*),
+                   sum(CASE WHEN keys LIKE '4%' THEN 1 ELSE 0 END)
+            FROM calls GROUP BY 1, 2, 3""",
+        "rollup_call_outcomes": f"""
+            SELECT {day}, line_code, coalesce(outcome, 'in_progress'), substr(keys, 1, 1), count(*)
+            FROM calls GROUP BY 1, 2, 3, 4""",
+        "rollup_messages": MESSAGES_SQL.format(day=mday, happy=happy),
+        "rollup_messages_monthly": MESSAGES_SQL.format(day=month, happy=happy),
     }
     return {name: {_norm(row) for row in session.execute(text(sql))} for name, sql in q.items()}
 
 
 def rollups(session: Session) -> dict[str, set[tuple[Any, ...]]]:
     """The rollup tables' rows that count anything."""
-    counters = {"rollup_call_hours": 3, "rollup_call_outcomes": 4, "rollup_messages": 6}
+    counters = {"rollup_call_hours": 3, "rollup_call_outcomes": 4, "rollup_messages": 6, "rollup_messages_monthly": 6}
     out = {}
     for table, keys in counters.items():
         rows = session.execute(text(f"SELECT * FROM {table}")).all()
@@ -229,7 +239,9 @@ def test_rollups_rebuild_equals_raw_totals(session_factory: sessionmaker[Session
         session.execute(text("UPDATE rollup_messages SET registered = registered + 7"))
         rebuilt = rebuild_rollups(session)
         assert rollups(session) == raw_totals(session)
-        assert rebuilt == {"rollup_call_hours": 2, "rollup_call_outcomes": 2, "rollup_messages": 2}
+        assert rebuilt == {
+            "rollup_call_hours": 2, "rollup_call_outcomes": 2, "rollup_messages": 2, "rollup_messages_monthly": 2
+        }
     finally:
         session.rollback()
         session.close()
@@ -241,14 +253,14 @@ def test_rollups_message_crossing_tehran_midnight_counts_on_the_tehran_day(
     session = session_factory()
     try:
         world = World(session)
-        world.apply(("add_call", "137", 29, "4", "case_lookup"))  # 23:59 Tehran, 1 March
-        world.apply(("add_call", "137", 30, "0", "operator"))  # 00:00 Tehran, 2 March
+        world.apply(("add_call", "137", 29, "4", "case_lookup"))  # 23:59 Tehran, 28 February
+        world.apply(("add_call", "137", 30, "0", "operator"))  # 00:00 Tehran, 1 March
         rows = session.execute(
             text("SELECT day, hour, calls, key4 FROM rollup_call_hours ORDER BY day, hour")
         ).all()
         assert [(str(d), h, c, k) for d, h, c, k in rows] == [
-            ("2026-03-01", 23, 1, 1),
-            ("2026-03-02", 0, 1, 0),
+            ("2026-02-28", 23, 1, 1),
+            ("2026-03-01", 0, 1, 0),
         ]
     finally:
         session.rollback()

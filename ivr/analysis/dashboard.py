@@ -28,7 +28,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import jdatetime
-from sqlalchemy import and_, case, func, literal_column, select
+from sqlalchemy import Integer, Subquery, and_, case, func, literal_column, select, union_all
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -42,6 +42,7 @@ from ivr.models import (
     ROLLUP_NO_OUTCOME,
     CallHourRollup,
     CallOutcomeRollup,
+    MessageMonthRollup,
     MessageRollup,
     Topic,
     Unit,
@@ -53,6 +54,7 @@ MIN_COUNT = 5
 MIN_REMINDERS = 3
 MIN_MEAN = 0.5
 DEFAULT_DAYS = 30
+DAILY_CRITICAL_DAYS = 62
 DISTRICT_COUNT = 22
 
 OUTCOME_LABELS = {
@@ -199,6 +201,61 @@ def _share(part: int, whole: int) -> float | None:
 
 def _change(now: int, before: int) -> float | None:
     return None if not before else round(100.0 * (now - before) / before, 1)
+
+
+def _month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def spans(period: Period) -> tuple[list[Period], Period | None]:
+    """The period as edge days (read from the daily rollup) and whole months (monthly rollup).
+
+    The month span runs from the first whole month's first day to the last whole month's first day.
+    """
+    first = period.start if period.start.day == 1 else _next_month(period.start)
+    after = _next_month(period.end) if _next_month(period.end) - timedelta(days=1) == period.end else _month_start(period.end)
+    if first >= after:
+        return [period], None
+    days = []
+    if period.start < first:
+        days.append(Period(period.start, first - timedelta(days=1)))
+    if after <= period.end:
+        days.append(Period(after, period.end))
+    return days, Period(first, _month_start(after - timedelta(days=1)))
+
+
+def _message_source(filters: Filters, parts: list[tuple[int, Period]]) -> Subquery:
+    """Rollup rows of each (label, period) part, labelled `part`: edge days daily, whole months monthly."""
+    selects = []
+    for label, period in parts:
+        days, months = spans(period)
+        pieces: list[tuple[Any, Any, Period]] = [(MessageRollup, MessageRollup.day, span) for span in days]
+        if months is not None:
+            pieces.append((MessageMonthRollup, MessageMonthRollup.month, months))
+        for model, when, span in pieces:
+            where = [when >= span.start, when <= span.end]
+            if filters.line:
+                where.append(model.line_code == filters.line)
+            if filters.unit_id is not None:
+                where.append(model.unit_id == filters.unit_id)
+            selects.append(
+                select(
+                    literal_column(str(int(label))).label("part"),
+                    model.line_code,
+                    model.kind,
+                    model.topic_id,
+                    model.district,
+                    model.unit_id,
+                    *(getattr(model, c) for c in MESSAGE_COUNTERS),
+                ).where(and_(*where))
+            )
+    if len(selects) == 1:
+        return selects[0].subquery()
+    return union_all(*selects).subquery()
 
 
 def _message_where(filters: Filters, period: Period) -> list[ColumnElement[bool]]:
@@ -380,11 +437,15 @@ def calls_heatmap(session: Session, filters: Filters) -> Table:
     where = [r.day >= filters.period.start, r.day <= filters.period.end]
     if filters.line:
         where.append(r.line_code == filters.line)
-    stmt = select(r.day, r.hour, func.sum(r.calls)).where(and_(*where)).group_by(r.day, r.hour)
+    if session.get_bind().dialect.name == "postgresql":
+        dow: Any = func.cast(func.extract("dow", r.day), Integer)
+    else:
+        dow = func.cast(func.strftime("%w", r.day), Integer)
+    stmt = select(dow, r.hour, func.sum(r.calls)).where(and_(*where)).group_by(dow, r.hour)
     grid = [[0] * 24 for _ in WEEKDAY_LABELS]
-    for day, hour, calls in session.execute(stmt):
-        day = day if isinstance(day, date) else date.fromisoformat(day)
-        grid[(day.weekday() + 2) % 7][int(hour)] += int(calls or 0)
+    for weekday, hour, calls in session.execute(stmt):
+        # SQL counts Sunday = 0; the Persian week starts on Saturday.
+        grid[(int(weekday) + 1) % 7][int(hour)] += int(calls or 0)
     rows = [
         {"weekday": label, **{f"h{h:02d}": grid[w][h] for h in range(24)}}
         for w, label in enumerate(WEEKDAY_LABELS)
@@ -437,14 +498,8 @@ def _sums(row: Any, offset: int) -> dict[str, int]:
 
 def message_funnel(session: Session, filters: Filters) -> Table:
     """Registered → referred / not referred by reason → answered → satisfied, now and before."""
-    r = MessageRollup
-    both = Period(filters.period.previous().start, filters.period.end)
-    is_current = case((_current(r.day, filters), 1), else_=0)
-    stmt = (
-        select(is_current, *(func.sum(getattr(r, c)) for c in MESSAGE_COUNTERS))
-        .where(and_(*_message_where(filters, both)))
-        .group_by(is_current)
-    )
+    src = _message_source(filters, [(1, filters.period), (0, filters.period.previous())])
+    stmt = select(src.c.part, *(func.sum(src.c[c]) for c in MESSAGE_COUNTERS)).group_by(src.c.part)
     found = {bool(row[0]): _sums(row, 1) for row in session.execute(stmt)}
     empty = dict.fromkeys(MESSAGE_COUNTERS, 0)
     rows = [
@@ -481,15 +536,9 @@ def message_breakdown(session: Session, filters: Filters, by: str) -> Table:
     """The funnel per kind, topic, district, unit or line, with the previous period's volume."""
     if by not in BREAKDOWNS:
         raise FilterError(f"تفکیک «{by}» وجود ندارد.")
-    r = MessageRollup
-    key = {"kind": r.kind, "topic": r.topic_id, "district": r.district, "unit": r.unit_id, "line": r.line_code}[by]
-    both = Period(filters.period.previous().start, filters.period.end)
-    is_current = case((_current(r.day, filters), 1), else_=0)
-    stmt = (
-        select(key, is_current, *(func.sum(getattr(r, c)) for c in MESSAGE_COUNTERS))
-        .where(and_(*_message_where(filters, both)))
-        .group_by(key, is_current)
-    )
+    src = _message_source(filters, [(1, filters.period), (0, filters.period.previous())])
+    key = src.c[{"kind": "kind", "topic": "topic_id", "district": "district", "unit": "unit_id", "line": "line_code"}[by]]
+    stmt = select(key, src.c.part, *(func.sum(src.c[c]) for c in MESSAGE_COUNTERS)).group_by(key, src.c.part)
     now: dict[Any, dict[str, int]] = {}
     before: dict[Any, int] = defaultdict(int)
     for row in session.execute(stmt):
@@ -541,22 +590,44 @@ def _bucket(session: Session, end: date, days: int) -> ColumnElement[Any]:
     )
 
 
-def critical_points(session: Session, filters: Filters) -> Table:
-    """Topic x district cells unusually high against their own history (see the module doc)."""
-    r = MessageRollup
+def _month_index(session: Session, column: Any) -> ColumnElement[Any]:
+    if session.get_bind().dialect.name == "postgresql":
+        return func.cast(func.extract("year", column) * 12 + func.extract("month", column), Integer)
+    return func.cast(func.strftime("%Y", column), Integer) * 12 + func.cast(func.strftime("%m", column), Integer)
+
+
+def _critical_counts(session: Session, filters: Filters) -> tuple[dict[tuple[int, int], list[list[int]]], Period]:
+    """[registered, referred, reminders] per (topic, district) cell and period back (0 = this one).
+
+    Periods up to `DAILY_CRITICAL_DAYS` long are compared day for day; longer ones are widened
+    to the whole months they touch and compared with as many months before each time.
+    Returns the cells and the period actually tested.
+    """
     period = filters.period
-    window = Period(period.previous(HISTORY_PERIODS).start, period.end)
-    bucket = _bucket(session, period.end, period.days)
-    where = [*_message_where(filters, window), r.district > 0, r.topic_id > 0]
+    if period.days <= DAILY_CRITICAL_DAYS:
+        r: Any = MessageRollup
+        window = Period(period.previous(HISTORY_PERIODS).start, period.end)
+        when = r.day
+        bucket = _bucket(session, period.end, period.days)
+        tested = period
+    else:
+        r = MessageMonthRollup
+        first, last = _month_start(period.start), _month_start(period.end)
+        months = (last.year * 12 + last.month) - (first.year * 12 + first.month) + 1
+        back = first
+        for _ in range(months * HISTORY_PERIODS):
+            back = _month_start(back - timedelta(days=1))
+        window = Period(back, last)
+        when = r.month
+        bucket = ((last.year * 12 + last.month) - _month_index(session, r.month)) // months
+        tested = Period(first, _next_month(last) - timedelta(days=1))
+    where = [when >= window.start, when <= window.end, r.district > 0, r.topic_id > 0]
+    if filters.line:
+        where.append(r.line_code == filters.line)
+    if filters.unit_id is not None:
+        where.append(r.unit_id == filters.unit_id)
     stmt = (
-        select(
-            r.topic_id,
-            r.district,
-            bucket,
-            func.sum(r.registered),
-            func.sum(r.referred),
-            func.sum(r.reminders),
-        )
+        select(r.topic_id, r.district, bucket, func.sum(r.registered), func.sum(r.referred), func.sum(r.reminders))
         .where(and_(*where))
         .group_by(r.topic_id, r.district, bucket)
     )
@@ -565,6 +636,12 @@ def critical_points(session: Session, filters: Filters) -> Table:
     )
     for topic_id, district, b, registered, referred, reminders in session.execute(stmt):
         cells[(int(topic_id), int(district))][int(b)] = [int(registered or 0), int(referred or 0), int(reminders or 0)]
+    return cells, tested
+
+
+def critical_points(session: Session, filters: Filters) -> Table:
+    """Topic x district cells unusually high against their own history (see the module doc)."""
+    cells, basis = _critical_counts(session, filters)
     tests: list[tuple[tuple[int, int], str, int, float, float]] = []
     for cell, buckets in cells.items():
         count, referred, reminders = buckets[0]
@@ -622,7 +699,14 @@ def critical_points(session: Session, filters: Filters) -> Table:
             Column("q_value", "q (BH)", "num"),
         ],
         rows,
-        extra={"grid": grid, "tests": len(tests), "history_periods": HISTORY_PERIODS, "alpha": ALPHA},
+        extra={
+            "grid": grid,
+            "tests": len(tests),
+            "history_periods": HISTORY_PERIODS,
+            "alpha": ALPHA,
+            "tested_from": jalali(basis.start),
+            "tested_to": jalali(basis.end),
+        },
     )
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-ROLLUP_TABLES = ("rollup_call_hours", "rollup_call_outcomes", "rollup_messages")
+ROLLUP_TABLES = ("rollup_call_hours", "rollup_call_outcomes", "rollup_messages", "rollup_messages_monthly")
 TIMEZONE = "Asia/Tehran"
 SQLITE_OFFSET = "+210 minutes"
 
@@ -110,6 +110,33 @@ BEGIN
         p_answered, p_feedback, p_satisfied, p_reminders
     )
     ON CONFLICT (day, line_code, kind, topic_id, district, unit_id) DO UPDATE SET
+        registered = r.registered + EXCLUDED.registered,
+        referred = r.referred + EXCLUDED.referred,
+        not_referred_incomplete_message
+            = r.not_referred_incomplete_message + EXCLUDED.not_referred_incomplete_message,
+        not_referred_incomplete_caller
+            = r.not_referred_incomplete_caller + EXCLUDED.not_referred_incomplete_caller,
+        not_referred_duplicate = r.not_referred_duplicate + EXCLUDED.not_referred_duplicate,
+        not_referred_irrelevant = r.not_referred_irrelevant + EXCLUDED.not_referred_irrelevant,
+        answered = r.answered + EXCLUDED.answered,
+        feedback = r.feedback + EXCLUDED.feedback,
+        satisfied = r.satisfied + EXCLUDED.satisfied,
+        reminders = r.reminders + EXCLUDED.reminders;
+    INSERT INTO rollup_messages_monthly AS r (
+        month, line_code, kind, topic_id, district, unit_id, registered, referred,
+        not_referred_incomplete_message, not_referred_incomplete_caller,
+        not_referred_duplicate, not_referred_irrelevant,
+        answered, feedback, satisfied, reminders
+    ) VALUES (
+        date_trunc('month', m.created_at AT TIME ZONE 'Asia/Tehran')::date, m.line_code, m.kind,
+        coalesce(m.topic_id, 0), coalesce(m.district, 0), coalesce(m.unit_id, 0), p_own, p_referred,
+        CASE WHEN m.not_referred_reason = 'incomplete_message' THEN p_own ELSE 0 END,
+        CASE WHEN m.not_referred_reason = 'incomplete_caller' THEN p_own ELSE 0 END,
+        CASE WHEN m.not_referred_reason = 'duplicate' THEN p_own ELSE 0 END,
+        CASE WHEN m.not_referred_reason = 'irrelevant' THEN p_own ELSE 0 END,
+        p_answered, p_feedback, p_satisfied, p_reminders
+    )
+    ON CONFLICT (month, line_code, kind, topic_id, district, unit_id) DO UPDATE SET
         registered = r.registered + EXCLUDED.registered,
         referred = r.referred + EXCLUDED.referred,
         not_referred_incomplete_message
@@ -332,9 +359,17 @@ def _sqlite_message_upsert(source: str, where: str, own: str, counts: dict[str, 
         )
     )
     updates = ", ".join(f"{c} = {c} + excluded.{c}" for c in MESSAGE_COUNTERS)
+    monthly_columns = columns.replace("day,", "month,", 1)
+    monthly_select = select.replace(
+        _sqlite_day("m.created_at"), f"date(m.created_at, '{SQLITE_OFFSET}', 'start of month')", 1
+    )
+    monthly_keys = ", ".join(("month", *MESSAGE_KEYS[1:]))
     return (
         f"INSERT INTO rollup_messages ({columns}) SELECT {select} FROM {source} WHERE {where} "
-        f"ON CONFLICT ({', '.join(MESSAGE_KEYS)}) DO UPDATE SET {updates};"
+        f"ON CONFLICT ({', '.join(MESSAGE_KEYS)}) DO UPDATE SET {updates};\n"
+        f"INSERT INTO rollup_messages_monthly ({monthly_columns}) SELECT {monthly_select} "
+        f"FROM {source} WHERE {where} "
+        f"ON CONFLICT ({monthly_keys}) DO UPDATE SET {updates};"
     )
 
 
@@ -483,6 +518,7 @@ def rebuild_statements(dialect: str) -> list[str]:
     first = "left(c.keys, 1)" if dialect == "postgresql" else "substr(c.keys, 1, 1)"
     mday, _ = _local(dialect, "m.created_at")
     happy = "x.satisfied" if dialect == "postgresql" else "x.satisfied = 1"
+    month = "CAST(date_trunc('month', day) AS date)" if dialect == "postgresql" else "date(day, 'start of month')"
     reasons = ", ".join(
         f"sum(CASE WHEN m.not_referred_reason = '{r}' THEN 1 ELSE 0 END)"
         for r in NOT_REFERRED_COLUMNS
@@ -511,6 +547,10 @@ def rebuild_statements(dialect: str) -> list[str]:
         "LEFT JOIN (SELECT message_id, count(*) AS reminders FROM reminders GROUP BY message_id) n "
         "ON n.message_id = m.id "
         "GROUP BY 1, 2, 3, 4, 5, 6",
+        f"INSERT INTO rollup_messages_monthly (month, {', '.join((*MESSAGE_KEYS[1:], *MESSAGE_COUNTERS))}) "
+        f"SELECT {month}, {', '.join(MESSAGE_KEYS[1:])}, "
+        + ", ".join(f"sum({c})" for c in MESSAGE_COUNTERS)
+        + " FROM rollup_messages GROUP BY 1, 2, 3, 4, 5, 6",
     ]
 
 

@@ -1,4 +1,4 @@
-"""analysis desk: rollup tables for calls and messages, kept by triggers
+"""analysis desk: rollup tables for calls and messages (daily and monthly), kept by triggers
 
 Revision ID: 0006_rollups
 Revises: 0002
@@ -65,6 +65,26 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_rollup_messages_unit_id_day"), "rollup_messages", ["unit_id", "day"], unique=False
     )
+    op.create_table(
+        "rollup_messages_monthly",
+        sa.Column("month", sa.Date(), nullable=False),
+        sa.Column("line_code", sa.String(length=4), nullable=False),
+        sa.Column("kind", sa.String(length=20), nullable=False),
+        sa.Column("topic_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("district", sa.SmallInteger(), autoincrement=False, nullable=False),
+        sa.Column("unit_id", sa.Integer(), autoincrement=False, nullable=False),
+        *(sa.Column(c, sa.Integer(), nullable=False) for c in counters),
+        sa.PrimaryKeyConstraint(
+            "month", "line_code", "kind", "topic_id", "district", "unit_id",
+            name=op.f("pk_rollup_messages_monthly"),
+        ),
+    )
+    op.create_index(
+        op.f("ix_rollup_messages_monthly_unit_id_month"),
+        "rollup_messages_monthly",
+        ["unit_id", "month"],
+        unique=False,
+    )
     bind = op.get_bind()
     install_triggers(bind)
     # Rows that existed before this revision are counted once, here.
@@ -75,6 +95,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     drop_triggers(op.get_bind())
+    op.drop_index(
+        op.f("ix_rollup_messages_monthly_unit_id_month"), table_name="rollup_messages_monthly"
+    )
+    op.drop_table("rollup_messages_monthly")
     op.drop_index(op.f("ix_rollup_messages_unit_id_day"), table_name="rollup_messages")
     op.drop_table("rollup_messages")
     op.drop_table("rollup_call_outcomes")
