@@ -16,6 +16,7 @@ endpoint, and ends with status 1 if any p95 is above the target (50 ms).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import secrets
 import statistics
@@ -144,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
          tuple(n for n in d.table_names() if n not in d.call_tables())),
     ]
     print(f"\n{sizes['calls']:,} calls, {sizes['messages']:,} messages; {args.requests} timed requests per endpoint")
+    print("load average at start (1, 5, 15 min): " + ", ".join(f"{x:.1f}" for x in os.getloadavg())
+          + f" on {os.cpu_count()} cores")
     print(f"{'endpoint':<38} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
     worst = 0.0
     over = []
@@ -159,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         page = "/analysis/" + (f"?{query}" if query else "")
         p50, p95, top = measure(client, page, max(5, args.requests // 4))
         print(f"{'(whole page ' + page.split('?')[0] + ')':<38} {p50:8.1f} {p95:8.1f} {top:8.1f}")
+    print("load average at the end (1, 5, 15 min): " + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
     print(f"\nworst endpoint p95: {worst:.1f} ms (target {TARGET_MS:.0f} ms); over target: {len(over)}")
     for item in over:
         print(f"  over: {item}")
