@@ -124,7 +124,7 @@ class Column:
 
     key: str
     label: str
-    kind: str = "int"  # int | pct | text | num
+    kind: str = "int"  # int | pct | text | num | p (a probability, shown in scientific notation)
 
 
 @dataclass
@@ -695,8 +695,8 @@ def critical_points(session: Session, filters: Filters) -> Table:
             Column("observed", "مشاهده‌شده"),
             Column("expected", "مورد انتظار", "num"),
             Column("ratio", "نسبت", "num"),
-            Column("p_value", "p", "num"),
-            Column("q_value", "q (BH)", "num"),
+            Column("p_value", "p", "p"),
+            Column("q_value", "q (BH)", "p"),
         ],
         rows,
         extra={
