@@ -295,8 +295,11 @@ def test_critical_points_flag_a_cell_far_above_its_history(session_factory: sess
     table = d.critical_points(s, d.Filters(period))
     found = {(row["district"], row["kind"]): row for row in table.rows}
     assert set(found) == {(4, "volume"), (12, "reminders")}
+    # History: April to September (183 days), 18 messages: 18 * 30 / 183 expected in 30 days.
+    assert table.extra["history_from"] == d.jalali(date(2026, 4, 1))
+    assert table.extra["history_to"] == d.jalali(date(2026, 9, 30))
     assert found[(4, "volume")]["observed"] == 16 and found[(4, "volume")]["expected"] == 3.0
-    assert found[(4, "volume")]["p_value"] == float(f"{poisson_sf(16, 3.0):.3g}")
+    assert found[(4, "volume")]["p_value"] == float(f"{poisson_sf(16, 18 * 30 / 183):.3g}")
     assert found[(12, "reminders")]["observed"] == 10
     grid = {cell["district"]: cell for cell in table.extra["grid"]}
     assert len(grid) == 22 and grid[4]["critical"] == 1 and grid[9]["critical"] == 0
@@ -335,17 +338,19 @@ def test_dashboard_long_period_reads_months_and_equals_hand_written_sql(generate
     assert _funnel_from(d.message_funnel(s, d.Filters(LONG, unit_id=unit_id)).rows[0]) == _funnel(s, LONG, unit_id)
 
 
-def test_critical_points_long_period_compares_whole_months(generated: Session) -> None:
+def test_critical_points_long_period_reads_months_and_counts_like_sql(generated: Session) -> None:
     s = generated
     table = d.critical_points(s, d.Filters(LONG))
-    assert (table.extra["tested_from"], table.extra["tested_to"]) == (d.jalali(date(2026, 8, 1)), d.jalali(date(2026, 10, 31)))
-    tested = d.Period(date(2026, 8, 1), date(2026, 10, 31))
+    # 78 days: 6 * 3 = 18 whole months before August.
+    assert (table.extra["history_from"], table.extra["history_to"]) == (
+        d.jalali(date(2025, 2, 1)), d.jalali(date(2026, 7, 31))
+    )
     expected = dict(
         _rows(
             s,
             "SELECT district, count(*) FROM messages WHERE topic_id IS NOT NULL AND district IS NOT NULL"
             f" AND {_in_period(s, 'created_at')} GROUP BY district",
-            tested,
+            LONG,
         )
     )
     assert {c["district"]: c["registered"] for c in table.extra["grid"] if c["registered"]} == expected

@@ -10,13 +10,16 @@ referred = has a referral; not referred = status not_referred, by reason; answer
 has a reply; satisfied = feedback rows saying satisfied, out of all feedback rows;
 reminders = reminder rows. Calls count by their start; key 4 = the first key pressed.
 
-Critical points: for each topic x district cell, the period's count is compared with
-the same cell's previous `HISTORY_PERIODS` periods of equal length by a one-sided
-Poisson test (mean = the cell's historical mean, at least 0.5); its reminder count is
-compared with the cell's historical reminder rate times the period's referred messages
-the same way. All p-values of a request go through Benjamini-Hochberg; a cell is
-critical when its adjusted p-value is at most `ALPHA` and the count is at least
-`MIN_COUNT` (volume) or `MIN_REMINDERS` (reminders).
+Critical points: for each topic x district cell, the period's message count is compared
+by a one-sided Poisson test with what the cell's own history predicts: its count over
+the whole calendar months before the month the period starts in (6 times the period's
+length, at least `HISTORY_PERIODS` and at most `MAX_HISTORY_MONTHS` months) scaled to the
+period's length (at least `MIN_MEAN`). Its reminders are compared the same way with the
+history's reminders per referred message (smoothed: +0.5 / +1) times the period's referred
+messages. All p-values of a request go through Benjamini-Hochberg; a cell is critical
+when its adjusted p-value is at most `ALPHA` and the count is at least `MIN_COUNT`
+(volume) or `MIN_REMINDERS` (reminders). History comes from the monthly rollup, so a
+request reads a few thousand rows whatever the period.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import jdatetime
-from sqlalchemy import Integer, Subquery, and_, case, func, literal_column, select, union_all
+from sqlalchemy import Integer, Subquery, and_, case, func, literal_column, select, text, union_all
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -54,7 +57,7 @@ MIN_COUNT = 5
 MIN_REMINDERS = 3
 MIN_MEAN = 0.5
 DEFAULT_DAYS = 30
-DAILY_CRITICAL_DAYS = 62
+MAX_HISTORY_MONTHS = 24
 DISTRICT_COUNT = 22
 
 OUTCOME_LABELS = {
@@ -581,75 +584,49 @@ def message_breakdown(session: Session, filters: Filters, by: str) -> Table:
 # ---- critical points ---------------------------------------------------------------------
 
 
-def _bucket(session: Session, end: date, days: int) -> ColumnElement[Any]:
-    """Which period back from `end` a rollup day falls in: 0 = the period itself."""
-    if session.get_bind().dialect.name == "postgresql":
-        return literal_column(f"(DATE '{end.isoformat()}' - rollup_messages.day) / {days}")
-    return literal_column(
-        f"CAST((julianday('{end.isoformat()}') - julianday(rollup_messages.day)) AS INTEGER) / {days}"
-    )
+def history_months(period: Period) -> Period:
+    """The whole calendar months a period's cells are compared with: those just before the month
+    the period starts in, six times as long as the period (at least 6 months, at most 24),
+    as a period of days."""
+    months = min(MAX_HISTORY_MONTHS, max(HISTORY_PERIODS, HISTORY_PERIODS * math.ceil(period.days / 30)))
+    end = _month_start(period.start) - timedelta(days=1)
+    start = _month_start(period.start)
+    for _ in range(months):
+        start = _month_start(start - timedelta(days=1))
+    return Period(start, end)
 
 
-def _month_index(session: Session, column: Any) -> ColumnElement[Any]:
-    if session.get_bind().dialect.name == "postgresql":
-        return func.cast(func.extract("year", column) * 12 + func.extract("month", column), Integer)
-    return func.cast(func.strftime("%Y", column), Integer) * 12 + func.cast(func.strftime("%m", column), Integer)
-
-
-def _critical_counts(session: Session, filters: Filters) -> tuple[dict[tuple[int, int], list[list[int]]], Period]:
-    """[registered, referred, reminders] per (topic, district) cell and period back (0 = this one).
-
-    Periods up to `DAILY_CRITICAL_DAYS` long are compared day for day; longer ones are widened
-    to the whole months they touch and compared with as many months before each time.
-    Returns the cells and the period actually tested.
-    """
-    period = filters.period
-    if period.days <= DAILY_CRITICAL_DAYS:
-        r: Any = MessageRollup
-        window = Period(period.previous(HISTORY_PERIODS).start, period.end)
-        when = r.day
-        bucket = _bucket(session, period.end, period.days)
-        tested = period
-    else:
-        r = MessageMonthRollup
-        first, last = _month_start(period.start), _month_start(period.end)
-        months = (last.year * 12 + last.month) - (first.year * 12 + first.month) + 1
-        back = first
-        for _ in range(months * HISTORY_PERIODS):
-            back = _month_start(back - timedelta(days=1))
-        window = Period(back, last)
-        when = r.month
-        bucket = ((last.year * 12 + last.month) - _month_index(session, r.month)) // months
-        tested = Period(first, _next_month(last) - timedelta(days=1))
-    where = [when >= window.start, when <= window.end, r.district > 0, r.topic_id > 0]
-    if filters.line:
-        where.append(r.line_code == filters.line)
-    if filters.unit_id is not None:
-        where.append(r.unit_id == filters.unit_id)
+def _cell_counts(
+    session: Session, filters: Filters, period: Period
+) -> dict[tuple[int, int], list[int]]:
+    """[registered, referred, reminders] per (topic, district) cell over `period`."""
+    src = _message_source(filters, [(1, period)])
     stmt = (
-        select(r.topic_id, r.district, bucket, func.sum(r.registered), func.sum(r.referred), func.sum(r.reminders))
-        .where(and_(*where))
-        .group_by(r.topic_id, r.district, bucket)
+        select(src.c.topic_id, src.c.district, func.sum(src.c.registered), func.sum(src.c.referred),
+               func.sum(src.c.reminders))
+        .where(src.c.district > 0, src.c.topic_id > 0)
+        .group_by(src.c.topic_id, src.c.district)
     )
-    cells: dict[tuple[int, int], list[list[int]]] = defaultdict(
-        lambda: [[0, 0, 0] for _ in range(HISTORY_PERIODS + 1)]
-    )
-    for topic_id, district, b, registered, referred, reminders in session.execute(stmt):
-        cells[(int(topic_id), int(district))][int(b)] = [int(registered or 0), int(referred or 0), int(reminders or 0)]
-    return cells, tested
+    return {
+        (int(t), int(dd)): [int(a or 0), int(b or 0), int(c or 0)]
+        for t, dd, a, b, c in session.execute(stmt)
+    }
 
 
 def critical_points(session: Session, filters: Filters) -> Table:
     """Topic x district cells unusually high against their own history (see the module doc)."""
-    cells, basis = _critical_counts(session, filters)
+    period = filters.period
+    history = history_months(period)
+    now = _cell_counts(session, filters, period)
+    past = _cell_counts(session, filters, history)
+    scale = period.days / history.days
     tests: list[tuple[tuple[int, int], str, int, float, float]] = []
-    for cell, buckets in cells.items():
-        count, referred, reminders = buckets[0]
-        history = buckets[1:]
-        mean = max(sum(h[0] for h in history) / HISTORY_PERIODS, MIN_MEAN)
+    cells = now.keys() | past.keys()
+    for cell in sorted(cells):
+        count, referred, reminders = now.get(cell, [0, 0, 0])
+        past_registered, past_referred, past_reminders = past.get(cell, [0, 0, 0])
+        mean = max(past_registered * scale, MIN_MEAN)
         tests.append((cell, "volume", count, mean, poisson_sf(count, mean)))
-        past_referred = sum(h[1] for h in history)
-        past_reminders = sum(h[2] for h in history)
         if referred:
             rate = (past_reminders + 0.5) / (past_referred + 1)
             expected = referred * rate
@@ -681,7 +658,7 @@ def critical_points(session: Session, filters: Filters) -> Table:
             "district": d,
             "critical": sum(1 for row in rows if row["district"] == d),
             "score": max((row["score"] for row in rows if row["district"] == d), default=0.0),
-            "registered": sum(b[0][0] for (_, dd), b in cells.items() if dd == d),
+            "registered": sum(v[0] for (_, dd), v in now.items() if dd == d),
         }
         for d in range(1, DISTRICT_COUNT + 1)
     ]
@@ -702,10 +679,9 @@ def critical_points(session: Session, filters: Filters) -> Table:
         extra={
             "grid": grid,
             "tests": len(tests),
-            "history_periods": HISTORY_PERIODS,
             "alpha": ALPHA,
-            "tested_from": jalali(basis.start),
-            "tested_to": jalali(basis.end),
+            "history_from": jalali(history.start),
+            "history_to": jalali(history.end),
         },
     )
 
@@ -732,8 +708,16 @@ def call_tables() -> tuple[str, ...]:
     return ("calls-summary", "calls-outcomes", "calls-keys", "calls-daily", "calls-heatmap")
 
 
+def _small_queries(session: Session) -> None:
+    """No parallel workers for this transaction on PostgreSQL: starting them costs more than
+    reading a few thousand rollup rows (tens of milliseconds on a busy two-core machine)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+
+
 def build_table(session: Session, name: str, filters: Filters) -> Table:
     """The table called `name` for these filters."""
+    _small_queries(session)
     simple: dict[str, Callable[[Session, Filters], Table]] = {
         "calls-summary": calls_summary,
         "calls-outcomes": calls_outcomes,
