@@ -408,6 +408,25 @@ CREATE TABLE rollup_messages_monthly (
 
 CREATE INDEX ix_rollup_messages_monthly_unit_id_month ON rollup_messages_monthly (unit_id, month);
 
+CREATE TABLE rollup_call_hours_monthly (
+	month DATE NOT NULL,
+	weekday SMALLINT NOT NULL,
+	hour SMALLINT NOT NULL,
+	line_code VARCHAR(4) NOT NULL,
+	calls INTEGER NOT NULL,
+	key4 INTEGER NOT NULL,
+	CONSTRAINT pk_rollup_call_hours_monthly PRIMARY KEY (month, weekday, hour, line_code)
+);
+
+CREATE TABLE rollup_call_outcomes_monthly (
+	month DATE NOT NULL,
+	line_code VARCHAR(4) NOT NULL,
+	outcome VARCHAR(24) NOT NULL,
+	first_key VARCHAR(1) NOT NULL,
+	calls INTEGER NOT NULL,
+	CONSTRAINT pk_rollup_call_outcomes_monthly PRIMARY KEY (month, line_code, outcome, first_key)
+);
+
 CREATE FUNCTION rollup_call_apply(c calls, p_sign integer) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -421,6 +440,20 @@ BEGIN
     INSERT INTO rollup_call_outcomes AS r (day, line_code, outcome, first_key, calls)
     VALUES (v_local::date, c.line_code, coalesce(c.outcome, 'in_progress'), left(c.keys, 1), p_sign)
     ON CONFLICT (day, line_code, outcome, first_key)
+    DO UPDATE SET calls = r.calls + EXCLUDED.calls;
+    INSERT INTO rollup_call_hours_monthly AS r (month, weekday, hour, line_code, calls, key4)
+    VALUES (
+        date_trunc('month', v_local)::date, extract(dow FROM v_local)::smallint,
+        extract(hour FROM v_local)::smallint, c.line_code, p_sign, v_key4
+    )
+    ON CONFLICT (month, weekday, hour, line_code)
+    DO UPDATE SET calls = r.calls + EXCLUDED.calls, key4 = r.key4 + EXCLUDED.key4;
+    INSERT INTO rollup_call_outcomes_monthly AS r (month, line_code, outcome, first_key, calls)
+    VALUES (
+        date_trunc('month', v_local)::date, c.line_code, coalesce(c.outcome, 'in_progress'),
+        left(c.keys, 1), p_sign
+    )
+    ON CONFLICT (month, line_code, outcome, first_key)
     DO UPDATE SET calls = r.calls + EXCLUDED.calls;
 END $$;
 

@@ -612,3 +612,28 @@ class MessageMonthRollup(Base):
     feedback: Mapped[int] = mapped_column(Integer, nullable=False)
     satisfied: Mapped[int] = mapped_column(Integer, nullable=False)
     reminders: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class CallHourMonthRollup(Base):
+    """rollup_call_hours per Gregorian month and weekday (0 = Sunday, as SQL counts): yearly heatmaps."""
+
+    __tablename__ = "rollup_call_hours_monthly"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    weekday: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    hour: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    line_code: Mapped[str] = mapped_column(String(4), primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, nullable=False)
+    key4: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class CallOutcomeMonthRollup(Base):
+    """rollup_call_outcomes per Gregorian month (first day)."""
+
+    __tablename__ = "rollup_call_outcomes_monthly"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    line_code: Mapped[str] = mapped_column(String(4), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(24), primary_key=True)
+    first_key: Mapped[str] = mapped_column(String(1), primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -354,3 +354,23 @@ def test_critical_points_long_period_reads_months_and_counts_like_sql(generated:
         )
     )
     assert {c["district"]: c["registered"] for c in table.extra["grid"] if c["registered"]} == expected
+
+
+def test_dashboard_long_period_calls_read_months_and_equal_hand_written_sql(generated: Session) -> None:
+    s = generated
+    filters = d.Filters(LONG)
+    outcomes = {row["code"]: (row["calls"], row["previous_calls"]) for row in d.calls_outcomes(s, filters).rows}
+    sql = f"SELECT outcome, count(*) FROM calls WHERE {_in_period(s, 'started_at')} GROUP BY outcome"
+    now, before = dict(_rows(s, sql, LONG)), dict(_rows(s, sql, LONG.previous()))
+    assert outcomes == {k: (now.get(k, 0), before.get(k, 0)) for k in now.keys() | before.keys()}
+    _, hour, dow = _local(s, "started_at")
+    heat = {
+        ((w + 1) % 7, h): n
+        for w, h, n in _rows(
+            s, f"SELECT {dow}, {hour}, count(*) FROM calls WHERE {_in_period(s, 'started_at')} GROUP BY 1, 2", LONG
+        )
+    }
+    table = d.calls_heatmap(s, filters)
+    assert {(w, h): row[f"h{h:02d}"] for w, row in enumerate(table.rows) for h in range(24) if row[f"h{h:02d}"]} == heat
+    with pytest.raises(d.FilterError):
+        d.calls_summary(s, d.Filters(LONG, unit_id=1))

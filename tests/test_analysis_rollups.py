@@ -63,6 +63,12 @@ def raw_totals(session: Session) -> dict[str, set[tuple[Any, ...]]]:
         if dialect == "postgresql"
         else "date(m.created_at, '+210 minutes', 'start of month')"
     )
+    if dialect == "postgresql":
+        cmonth = "CAST(date_trunc('month', started_at AT TIME ZONE 'Asia/Tehran') AS date)"
+        dow = "CAST(extract(dow FROM started_at AT TIME ZONE 'Asia/Tehran') AS integer)"
+    else:
+        cmonth = "date(started_at, '+210 minutes', 'start of month')"
+        dow = "CAST(strftime('%w', started_at, '+210 minutes') AS INTEGER)"
     q = {
         "rollup_call_hours": f"""
             SELECT {day}, {hour}, line_code, count(*),
@@ -70,6 +76,13 @@ def raw_totals(session: Session) -> dict[str, set[tuple[Any, ...]]]:
             FROM calls GROUP BY 1, 2, 3""",
         "rollup_call_outcomes": f"""
             SELECT {day}, line_code, coalesce(outcome, 'in_progress'), substr(keys, 1, 1), count(*)
+            FROM calls GROUP BY 1, 2, 3, 4""",
+        "rollup_call_hours_monthly": f"""
+            SELECT {cmonth}, {dow}, {hour}, line_code, count(*),
+                   sum(CASE WHEN keys LIKE '4%' THEN 1 ELSE 0 END)
+            FROM calls GROUP BY 1, 2, 3, 4""",
+        "rollup_call_outcomes_monthly": f"""
+            SELECT {cmonth}, line_code, coalesce(outcome, 'in_progress'), substr(keys, 1, 1), count(*)
             FROM calls GROUP BY 1, 2, 3, 4""",
         "rollup_messages": MESSAGES_SQL.format(day=mday, happy=happy),
         "rollup_messages_monthly": MESSAGES_SQL.format(day=month, happy=happy),
@@ -79,7 +92,14 @@ def raw_totals(session: Session) -> dict[str, set[tuple[Any, ...]]]:
 
 def rollups(session: Session) -> dict[str, set[tuple[Any, ...]]]:
     """The rollup tables' rows that count anything."""
-    counters = {"rollup_call_hours": 3, "rollup_call_outcomes": 4, "rollup_messages": 6, "rollup_messages_monthly": 6}
+    counters = {
+        "rollup_call_hours": 3,
+        "rollup_call_outcomes": 4,
+        "rollup_call_hours_monthly": 4,
+        "rollup_call_outcomes_monthly": 4,
+        "rollup_messages": 6,
+        "rollup_messages_monthly": 6,
+    }
     out = {}
     for table, keys in counters.items():
         rows = session.execute(text(f"SELECT * FROM {table}")).all()
@@ -240,7 +260,8 @@ def test_rollups_rebuild_equals_raw_totals(session_factory: sessionmaker[Session
         rebuilt = rebuild_rollups(session)
         assert rollups(session) == raw_totals(session)
         assert rebuilt == {
-            "rollup_call_hours": 2, "rollup_call_outcomes": 2, "rollup_messages": 2, "rollup_messages_monthly": 2
+            "rollup_call_hours": 2, "rollup_call_outcomes": 2, "rollup_messages": 2,
+            "rollup_call_hours_monthly": 2, "rollup_call_outcomes_monthly": 2, "rollup_messages_monthly": 2,
         }
     finally:
         session.rollback()

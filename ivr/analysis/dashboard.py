@@ -31,9 +31,8 @@ from datetime import date, timedelta
 from typing import Any
 
 import jdatetime
-from sqlalchemy import Integer, Subquery, and_, case, func, literal_column, select, text, union_all
+from sqlalchemy import Integer, Subquery, and_, func, literal_column, select, text, union_all
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import ColumnElement
 
 from ivr.analysis.rollups import MESSAGE_COUNTERS, NOT_REFERRED_COLUMNS
 from ivr.analysis.stats import benjamini_hochberg, poisson_sf
@@ -43,7 +42,9 @@ from ivr.models import (
     LINES,
     MESSAGE_KINDS,
     ROLLUP_NO_OUTCOME,
+    CallHourMonthRollup,
     CallHourRollup,
+    CallOutcomeMonthRollup,
     CallOutcomeRollup,
     MessageMonthRollup,
     MessageRollup,
@@ -231,29 +232,36 @@ def spans(period: Period) -> tuple[list[Period], Period | None]:
     return days, Period(first, _month_start(after - timedelta(days=1)))
 
 
-def _message_source(filters: Filters, parts: list[tuple[int, Period]]) -> Subquery:
-    """Rollup rows of each (label, period) part, labelled `part`: edge days daily, whole months monthly."""
+def _source(
+    daily: Any,
+    monthly: Any,
+    columns: tuple[str, ...],
+    filters: Filters,
+    parts: list[tuple[int, Period]],
+    daily_columns: Mapping[str, Any] | None = None,
+) -> Subquery:
+    """Rollup rows of each (label, period) part, labelled `part`: edge days from the daily
+    table, whole months from the monthly one (same columns; `daily_columns` fills any the
+    daily table computes instead). The line filter and a manager's unit apply to both."""
     selects = []
     for label, period in parts:
         days, months = spans(period)
-        pieces: list[tuple[Any, Any, Period]] = [(MessageRollup, MessageRollup.day, span) for span in days]
+        pieces: list[tuple[Any, Any, Period]] = [(daily, daily.day, span) for span in days]
         if months is not None:
-            pieces.append((MessageMonthRollup, MessageMonthRollup.month, months))
+            pieces.append((monthly, monthly.month, months))
         for model, when, span in pieces:
             where = [when >= span.start, when <= span.end]
             if filters.line:
                 where.append(model.line_code == filters.line)
             if filters.unit_id is not None:
+                if not hasattr(model, "unit_id"):
+                    raise FilterError("این جدول برای یک واحد نیست.")
                 where.append(model.unit_id == filters.unit_id)
+            computed = daily_columns if model is daily and daily_columns else {}
             selects.append(
                 select(
                     literal_column(str(int(label))).label("part"),
-                    model.line_code,
-                    model.kind,
-                    model.topic_id,
-                    model.district,
-                    model.unit_id,
-                    *(getattr(model, c) for c in MESSAGE_COUNTERS),
+                    *(computed[c] if c in computed else getattr(model, c) for c in columns),
                 ).where(and_(*where))
             )
     if len(selects) == 1:
@@ -261,17 +269,10 @@ def _message_source(filters: Filters, parts: list[tuple[int, Period]]) -> Subque
     return union_all(*selects).subquery()
 
 
-def _message_where(filters: Filters, period: Period) -> list[ColumnElement[bool]]:
-    where = [MessageRollup.day >= period.start, MessageRollup.day <= period.end]
-    if filters.line:
-        where.append(MessageRollup.line_code == filters.line)
-    if filters.unit_id is not None:
-        where.append(MessageRollup.unit_id == filters.unit_id)
-    return where
-
-
-def _current(column: Any, filters: Filters) -> ColumnElement[bool]:
-    return column >= filters.period.start
+def _message_source(filters: Filters, parts: list[tuple[int, Period]]) -> Subquery:
+    """Message rollup rows of each (label, period) part (see `_source`)."""
+    columns = ("line_code", "kind", "topic_id", "district", "unit_id", *MESSAGE_COUNTERS)
+    return _source(MessageRollup, MessageMonthRollup, columns, filters, parts)
 
 
 # ---- calls -------------------------------------------------------------------------------
@@ -279,16 +280,15 @@ def _current(column: Any, filters: Filters) -> ColumnElement[bool]:
 
 def _call_outcome_rows(session: Session, filters: Filters) -> list[tuple[bool, str, str, str, int]]:
     """(current?, line, outcome, first key, calls) over this period and the one before."""
-    r = CallOutcomeRollup
-    both = Period(filters.period.previous().start, filters.period.end)
-    where = [r.day >= both.start, r.day <= both.end]
-    if filters.line:
-        where.append(r.line_code == filters.line)
-    is_current = case((_current(r.day, filters), 1), else_=0)
-    stmt = (
-        select(is_current, r.line_code, r.outcome, r.first_key, func.sum(r.calls))
-        .where(and_(*where))
-        .group_by(is_current, r.line_code, r.outcome, r.first_key)
+    src = _source(
+        CallOutcomeRollup,
+        CallOutcomeMonthRollup,
+        ("line_code", "outcome", "first_key", "calls"),
+        filters,
+        [(1, filters.period), (0, filters.period.previous())],
+    )
+    stmt = select(src.c.part, src.c.line_code, src.c.outcome, src.c.first_key, func.sum(src.c.calls)).group_by(
+        src.c.part, src.c.line_code, src.c.outcome, src.c.first_key
     )
     return [(bool(c), line, o, k, int(n or 0)) for c, line, o, k, n in session.execute(stmt)]
 
@@ -436,15 +436,19 @@ def calls_daily(session: Session, filters: Filters) -> Table:
 
 def calls_heatmap(session: Session, filters: Filters) -> Table:
     """Calls per weekday (Saturday first) and Tehran hour over the period."""
-    r = CallHourRollup
-    where = [r.day >= filters.period.start, r.day <= filters.period.end]
-    if filters.line:
-        where.append(r.line_code == filters.line)
     if session.get_bind().dialect.name == "postgresql":
-        dow: Any = func.cast(func.extract("dow", r.day), Integer)
+        dow: Any = func.cast(func.extract("dow", CallHourRollup.day), Integer)
     else:
-        dow = func.cast(func.strftime("%w", r.day), Integer)
-    stmt = select(dow, r.hour, func.sum(r.calls)).where(and_(*where)).group_by(dow, r.hour)
+        dow = func.cast(func.strftime("%w", CallHourRollup.day), Integer)
+    src = _source(
+        CallHourRollup,
+        CallHourMonthRollup,
+        ("weekday", "hour", "calls"),
+        filters,
+        [(1, filters.period)],
+        daily_columns={"weekday": dow.label("weekday")},
+    )
+    stmt = select(src.c.weekday, src.c.hour, func.sum(src.c.calls)).group_by(src.c.weekday, src.c.hour)
     grid = [[0] * 24 for _ in WEEKDAY_LABELS]
     for weekday, hour, calls in session.execute(stmt):
         # SQL counts Sunday = 0; the Persian week starts on Saturday.

@@ -19,7 +19,14 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-ROLLUP_TABLES = ("rollup_call_hours", "rollup_call_outcomes", "rollup_messages", "rollup_messages_monthly")
+ROLLUP_TABLES = (
+    "rollup_call_hours",
+    "rollup_call_outcomes",
+    "rollup_messages",
+    "rollup_call_hours_monthly",
+    "rollup_call_outcomes_monthly",
+    "rollup_messages_monthly",
+)
 TIMEZONE = "Asia/Tehran"
 SQLITE_OFFSET = "+210 minutes"
 
@@ -63,6 +70,20 @@ BEGIN
     INSERT INTO rollup_call_outcomes AS r (day, line_code, outcome, first_key, calls)
     VALUES (v_local::date, c.line_code, coalesce(c.outcome, 'in_progress'), left(c.keys, 1), p_sign)
     ON CONFLICT (day, line_code, outcome, first_key)
+    DO UPDATE SET calls = r.calls + EXCLUDED.calls;
+    INSERT INTO rollup_call_hours_monthly AS r (month, weekday, hour, line_code, calls, key4)
+    VALUES (
+        date_trunc('month', v_local)::date, extract(dow FROM v_local)::smallint,
+        extract(hour FROM v_local)::smallint, c.line_code, p_sign, v_key4
+    )
+    ON CONFLICT (month, weekday, hour, line_code)
+    DO UPDATE SET calls = r.calls + EXCLUDED.calls, key4 = r.key4 + EXCLUDED.key4;
+    INSERT INTO rollup_call_outcomes_monthly AS r (month, line_code, outcome, first_key, calls)
+    VALUES (
+        date_trunc('month', v_local)::date, c.line_code, coalesce(c.outcome, 'in_progress'),
+        left(c.keys, 1), p_sign
+    )
+    ON CONFLICT (month, line_code, outcome, first_key)
     DO UPDATE SET calls = r.calls + EXCLUDED.calls;
 END $$;
 
@@ -318,15 +339,25 @@ def _sqlite_day(column: str) -> str:
 def _sqlite_call_upsert(row: str, sign: int) -> str:
     key4 = f"CASE WHEN substr({row}.keys, 1, 1) = '4' THEN {sign} ELSE 0 END"
     hour = f"CAST(strftime('%H', {row}.started_at, '{SQLITE_OFFSET}') AS INTEGER)"
+    weekday = f"CAST(strftime('%w', {row}.started_at, '{SQLITE_OFFSET}') AS INTEGER)"
+    month = f"date({row}.started_at, '{SQLITE_OFFSET}', 'start of month')"
+    outcome = f"coalesce({row}.outcome, 'in_progress'), substr({row}.keys, 1, 1)"
     return (
         "INSERT INTO rollup_call_hours (day, hour, line_code, calls, key4) "
         f"VALUES ({_sqlite_day(row + '.started_at')}, {hour}, {row}.line_code, {sign}, {key4}) "
         "ON CONFLICT (day, hour, line_code) DO UPDATE SET "
         "calls = calls + excluded.calls, key4 = key4 + excluded.key4;\n"
         "INSERT INTO rollup_call_outcomes (day, line_code, outcome, first_key, calls) "
-        f"VALUES ({_sqlite_day(row + '.started_at')}, {row}.line_code, "
-        f"coalesce({row}.outcome, 'in_progress'), substr({row}.keys, 1, 1), {sign}) "
+        f"VALUES ({_sqlite_day(row + '.started_at')}, {row}.line_code, {outcome}, {sign}) "
         "ON CONFLICT (day, line_code, outcome, first_key) DO UPDATE SET "
+        "calls = calls + excluded.calls;\n"
+        "INSERT INTO rollup_call_hours_monthly (month, weekday, hour, line_code, calls, key4) "
+        f"VALUES ({month}, {weekday}, {hour}, {row}.line_code, {sign}, {key4}) "
+        "ON CONFLICT (month, weekday, hour, line_code) DO UPDATE SET "
+        "calls = calls + excluded.calls, key4 = key4 + excluded.key4;\n"
+        "INSERT INTO rollup_call_outcomes_monthly (month, line_code, outcome, first_key, calls) "
+        f"VALUES ({month}, {row}.line_code, {outcome}, {sign}) "
+        "ON CONFLICT (month, line_code, outcome, first_key) DO UPDATE SET "
         "calls = calls + excluded.calls;"
     )
 
@@ -519,6 +550,11 @@ def rebuild_statements(dialect: str) -> list[str]:
     mday, _ = _local(dialect, "m.created_at")
     happy = "x.satisfied" if dialect == "postgresql" else "x.satisfied = 1"
     month = "CAST(date_trunc('month', day) AS date)" if dialect == "postgresql" else "date(day, 'start of month')"
+    weekday = (
+        "CAST(extract(dow FROM day) AS smallint)"
+        if dialect == "postgresql"
+        else "CAST(strftime('%w', day) AS INTEGER)"
+    )
     reasons = ", ".join(
         f"sum(CASE WHEN m.not_referred_reason = '{r}' THEN 1 ELSE 0 END)"
         for r in NOT_REFERRED_COLUMNS
@@ -547,6 +583,12 @@ def rebuild_statements(dialect: str) -> list[str]:
         "LEFT JOIN (SELECT message_id, count(*) AS reminders FROM reminders GROUP BY message_id) n "
         "ON n.message_id = m.id "
         "GROUP BY 1, 2, 3, 4, 5, 6",
+        "INSERT INTO rollup_call_hours_monthly (month, weekday, hour, line_code, calls, key4) "
+        f"SELECT {month}, {weekday}, hour, line_code, sum(calls), sum(key4) "
+        "FROM rollup_call_hours GROUP BY 1, 2, 3, 4",
+        "INSERT INTO rollup_call_outcomes_monthly (month, line_code, outcome, first_key, calls) "
+        f"SELECT {month}, line_code, outcome, first_key, sum(calls) "
+        "FROM rollup_call_outcomes GROUP BY 1, 2, 3, 4",
         f"INSERT INTO rollup_messages_monthly (month, {', '.join((*MESSAGE_KEYS[1:], *MESSAGE_COUNTERS))}) "
         f"SELECT {month}, {', '.join(MESSAGE_KEYS[1:])}, "
         + ", ".join(f"sum({c})" for c in MESSAGE_COUNTERS)

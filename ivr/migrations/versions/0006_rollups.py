@@ -85,6 +85,29 @@ def upgrade() -> None:
         ["unit_id", "month"],
         unique=False,
     )
+    op.create_table(
+        "rollup_call_hours_monthly",
+        sa.Column("month", sa.Date(), nullable=False),
+        sa.Column("weekday", sa.SmallInteger(), autoincrement=False, nullable=False),
+        sa.Column("hour", sa.SmallInteger(), autoincrement=False, nullable=False),
+        sa.Column("line_code", sa.String(length=4), nullable=False),
+        sa.Column("calls", sa.Integer(), nullable=False),
+        sa.Column("key4", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "month", "weekday", "hour", "line_code", name=op.f("pk_rollup_call_hours_monthly")
+        ),
+    )
+    op.create_table(
+        "rollup_call_outcomes_monthly",
+        sa.Column("month", sa.Date(), nullable=False),
+        sa.Column("line_code", sa.String(length=4), nullable=False),
+        sa.Column("outcome", sa.String(length=24), nullable=False),
+        sa.Column("first_key", sa.String(length=1), nullable=False),
+        sa.Column("calls", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "month", "line_code", "outcome", "first_key", name=op.f("pk_rollup_call_outcomes_monthly")
+        ),
+    )
     bind = op.get_bind()
     install_triggers(bind)
     # Rows that existed before this revision are counted once, here.
@@ -99,6 +122,8 @@ def downgrade() -> None:
         op.f("ix_rollup_messages_monthly_unit_id_month"), table_name="rollup_messages_monthly"
     )
     op.drop_table("rollup_messages_monthly")
+    op.drop_table("rollup_call_outcomes_monthly")
+    op.drop_table("rollup_call_hours_monthly")
     op.drop_index(op.f("ix_rollup_messages_unit_id_day"), table_name="rollup_messages")
     op.drop_table("rollup_messages")
     op.drop_table("rollup_call_outcomes")
