@@ -601,28 +601,28 @@ def history_months(period: Period) -> Period:
 
 
 def _cell_counts(
-    session: Session, filters: Filters, period: Period
-) -> dict[tuple[int, int], list[int]]:
-    """[registered, referred, reminders] per (topic, district) cell over `period`."""
-    src = _message_source(filters, [(1, period)])
+    session: Session, filters: Filters, period: Period, history: Period
+) -> tuple[dict[tuple[int, int], list[int]], dict[tuple[int, int], list[int]]]:
+    """[registered, referred, reminders] per (topic, district) cell over `period` and `history` (one query)."""
+    src = _message_source(filters, [(1, period), (0, history)])
     stmt = (
-        select(src.c.topic_id, src.c.district, func.sum(src.c.registered), func.sum(src.c.referred),
-               func.sum(src.c.reminders))
+        select(src.c.part, src.c.topic_id, src.c.district, func.sum(src.c.registered),
+               func.sum(src.c.referred), func.sum(src.c.reminders))
         .where(src.c.district > 0, src.c.topic_id > 0)
-        .group_by(src.c.topic_id, src.c.district)
+        .group_by(src.c.part, src.c.topic_id, src.c.district)
     )
-    return {
-        (int(t), int(dd)): [int(a or 0), int(b or 0), int(c or 0)]
-        for t, dd, a, b, c in session.execute(stmt)
-    }
+    now: dict[tuple[int, int], list[int]] = {}
+    past: dict[tuple[int, int], list[int]] = {}
+    for part, t, dd, a, b, c in session.execute(stmt):
+        (now if part else past)[(int(t), int(dd))] = [int(a or 0), int(b or 0), int(c or 0)]
+    return now, past
 
 
 def critical_points(session: Session, filters: Filters) -> Table:
     """Topic x district cells unusually high against their own history (see the module doc)."""
     period = filters.period
     history = history_months(period)
-    now = _cell_counts(session, filters, period)
-    past = _cell_counts(session, filters, history)
+    now, past = _cell_counts(session, filters, period, history)
     scale = period.days / history.days
     tests: list[tuple[tuple[int, int], str, int, float, float]] = []
     cells = now.keys() | past.keys()
