@@ -342,6 +342,107 @@ CREATE TABLE failed_jobs (
 
 CREATE INDEX ix_failed_jobs_failed_at ON failed_jobs (failed_at);
 
+-- ---------------------------------------------------------------------------
+-- 0007: follow-through (reply notices, satisfaction surveys, escalations, field checks)
+-- ---------------------------------------------------------------------------
+CREATE TABLE reply_notices (
+	id SERIAL NOT NULL,
+	reply_id INTEGER NOT NULL,
+	message_id INTEGER NOT NULL,
+	channel VARCHAR(8) NOT NULL,
+	attempt SMALLINT NOT NULL,
+	status VARCHAR(10) NOT NULL,
+	sms_id INTEGER,
+	call_ref VARCHAR(255),
+	error TEXT,
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	CONSTRAINT pk_reply_notices PRIMARY KEY (id),
+	CONSTRAINT ck_reply_notices_channel CHECK (channel IN ('sms', 'call')),
+	CONSTRAINT ck_reply_notices_status CHECK (status IN ('queued', 'sent', 'failed')),
+	CONSTRAINT uq_reply_notices_reply_id_channel_attempt UNIQUE (reply_id, channel, attempt),
+	CONSTRAINT fk_reply_notices_reply_id_replies FOREIGN KEY(reply_id) REFERENCES replies (id),
+	CONSTRAINT fk_reply_notices_message_id_messages FOREIGN KEY(message_id) REFERENCES messages (id),
+	CONSTRAINT fk_reply_notices_sms_id_sms FOREIGN KEY(sms_id) REFERENCES sms (id)
+);
+
+CREATE TABLE surveys (
+	id SERIAL NOT NULL,
+	reply_id INTEGER NOT NULL,
+	message_id INTEGER NOT NULL,
+	phone VARCHAR(16) NOT NULL,
+	status VARCHAR(12) NOT NULL,
+	due_at TIMESTAMP WITH TIME ZONE,
+	sent_count SMALLINT NOT NULL,
+	last_sent_at TIMESTAMP WITH TIME ZONE,
+	sms_id INTEGER,
+	feedback_id INTEGER,
+	answered_at TIMESTAMP WITH TIME ZONE,
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	CONSTRAINT pk_surveys PRIMARY KEY (id),
+	CONSTRAINT ck_surveys_status CHECK (status IN ('scheduled', 'sent', 'answered', 'superseded')),
+	CONSTRAINT ck_surveys_sent_count CHECK (sent_count BETWEEN 0 AND 2),
+	CONSTRAINT uq_surveys_reply_id UNIQUE (reply_id),
+	CONSTRAINT fk_surveys_reply_id_replies FOREIGN KEY(reply_id) REFERENCES replies (id),
+	CONSTRAINT fk_surveys_message_id_messages FOREIGN KEY(message_id) REFERENCES messages (id),
+	CONSTRAINT fk_surveys_sms_id_sms FOREIGN KEY(sms_id) REFERENCES sms (id),
+	CONSTRAINT fk_surveys_feedback_id_feedback FOREIGN KEY(feedback_id) REFERENCES feedback (id)
+);
+
+CREATE INDEX ix_surveys_message_id ON surveys (message_id);
+
+CREATE INDEX ix_surveys_status_due_at ON surveys (status, due_at);
+
+CREATE TABLE escalations (
+	id SERIAL NOT NULL,
+	referral_id INTEGER NOT NULL,
+	message_id INTEGER NOT NULL,
+	unit_id INTEGER NOT NULL,
+	to_unit_id INTEGER,
+	due_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	notified_sms_id INTEGER,
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	CONSTRAINT pk_escalations PRIMARY KEY (id),
+	CONSTRAINT uq_escalations_referral_id_due_at UNIQUE (referral_id, due_at),
+	CONSTRAINT fk_escalations_referral_id_referrals FOREIGN KEY(referral_id) REFERENCES referrals (id),
+	CONSTRAINT fk_escalations_message_id_messages FOREIGN KEY(message_id) REFERENCES messages (id),
+	CONSTRAINT fk_escalations_unit_id_units FOREIGN KEY(unit_id) REFERENCES units (id),
+	CONSTRAINT fk_escalations_to_unit_id_units FOREIGN KEY(to_unit_id) REFERENCES units (id),
+	CONSTRAINT fk_escalations_notified_sms_id_sms FOREIGN KEY(notified_sms_id) REFERENCES sms (id)
+);
+
+CREATE INDEX ix_escalations_created_at ON escalations (created_at);
+
+CREATE INDEX ix_escalations_to_unit_id_created_at ON escalations (to_unit_id, created_at);
+
+CREATE TABLE field_checks (
+	id SERIAL NOT NULL,
+	reply_id INTEGER NOT NULL,
+	message_id INTEGER NOT NULL,
+	unit_id INTEGER NOT NULL,
+	weight FLOAT NOT NULL,
+	status VARCHAR(8) NOT NULL,
+	inspector_id INTEGER,
+	note TEXT,
+	photo_path VARCHAR(255),
+	reminder_id INTEGER,
+	sampled_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	checked_at TIMESTAMP WITH TIME ZONE,
+	CONSTRAINT pk_field_checks PRIMARY KEY (id),
+	CONSTRAINT ck_field_checks_status CHECK (status IN ('pending', 'passed', 'failed')),
+	CONSTRAINT ck_field_checks_checked CHECK ((status = 'pending') = (checked_at IS NULL)),
+	CONSTRAINT uq_field_checks_reply_id UNIQUE (reply_id),
+	CONSTRAINT fk_field_checks_reply_id_replies FOREIGN KEY(reply_id) REFERENCES replies (id),
+	CONSTRAINT fk_field_checks_message_id_messages FOREIGN KEY(message_id) REFERENCES messages (id),
+	CONSTRAINT fk_field_checks_unit_id_units FOREIGN KEY(unit_id) REFERENCES units (id),
+	CONSTRAINT fk_field_checks_inspector_id_users FOREIGN KEY(inspector_id) REFERENCES users (id),
+	CONSTRAINT fk_field_checks_reminder_id_reminders FOREIGN KEY(reminder_id) REFERENCES reminders (id)
+);
+
+CREATE INDEX ix_field_checks_status_sampled_at ON field_checks (status, sampled_at);
+
+CREATE INDEX ix_field_checks_unit_id ON field_checks (unit_id);
+
+
 
 -- ==== analysis desk (issue 7): rollup tables and the triggers that keep them ====
 -- ivr/analysis/rollups.py holds the trigger DDL below verbatim (a test checks).

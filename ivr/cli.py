@@ -314,6 +314,12 @@ def _serve(settings: Settings, grace: float, banner: Callable[..., list[str]], *
     replayer = None
     session_factory = make_sessionmaker(_engine(settings))
     jobs = build_jobs(settings, session_factory)
+    from ivr.followthrough.scheduler import PeriodicScheduler
+
+    # Periodic sweeps: here for the embedded default; with Redis each `ivr worker` runs them.
+    scheduler = None if settings.redis_url else PeriodicScheduler(jobs, settings.sweep_seconds)
+    if scheduler is not None:
+        scheduler.start()
     if agi:
         runner = build_runner(settings)
         server = build_agi_server(settings, build_call_handler(settings, runner))
@@ -335,6 +341,8 @@ def _serve(settings: Settings, grace: float, banner: Callable[..., list[str]], *
     finally:
         if replayer is not None:
             replayer.stop()
+        if scheduler is not None:
+            scheduler.stop()
         jobs.close()
 
 
@@ -409,9 +417,18 @@ def worker(ctx: click.Context, burst: bool) -> None:
     if not settings.redis_url:
         raise JobError("IVR_REDIS_URL is not set: jobs run inside `ivr serve` / `ivr web`; a worker needs Redis")
     _ensure_schema(settings)
+    from ivr.followthrough.scheduler import PeriodicScheduler
+
     jobs = RedisJobs(settings, make_sessionmaker(_engine(settings)))
     click.echo(f"worker: queue {settings.queue_name!r} on {settings.redis_url.split('@')[-1]}")
-    jobs.work(burst=burst)
+    scheduler = None if burst else PeriodicScheduler(jobs, settings.sweep_seconds)
+    if scheduler is not None:
+        scheduler.start()  # enqueues the periodic sweep; one worker per time slot does (SET NX)
+    try:
+        jobs.work(burst=burst)
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
 
 
 @main.group()
@@ -477,6 +494,35 @@ def jobs_retry(ctx: click.Context, job_id: str) -> None:
     """Run a failed job again (in-process: now; Redis: queued for the worker)."""
     _jobs(ctx).retry(job_id)
     click.echo(f"retried {job_id}")
+
+
+# ---- follow-through ------------------------------------------------------------------
+
+
+@main.group()
+def followthrough() -> None:
+    """Reply notices, surveys, escalation and the scorecard."""
+
+
+@followthrough.command("sweep")
+@click.pass_context
+@friendly
+def followthrough_sweep(ctx: click.Context) -> None:
+    """Escalate overdue referrals and send due surveys now (what the periodic sweep does)."""
+    from ivr.db import make_sessionmaker
+    from ivr.followthrough.jobs import followthrough_sweep_job
+    from ivr.jobs import JobContext, build_jobs
+
+    settings = _settings(ctx)
+    factory = make_sessionmaker(_engine(settings))
+    jobs = build_jobs(settings, factory)
+    try:
+        result = followthrough_sweep_job(JobContext(settings, factory, jobs))
+        if hasattr(jobs, "drain"):
+            jobs.drain(60)  # the SMS it queued are sent before the command ends
+    finally:
+        jobs.close()
+    click.echo(f"{result['escalated']} escalated, {result['surveys']} surveys sent")
 
 
 # ---- analysis desk ----------------------------------------------------------------

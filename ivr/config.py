@@ -45,6 +45,38 @@ class Settings:
     job_backoff: tuple[int, ...] = (10, 60, 300)
     secret_key: str = ""
     cookie_secure: bool = False
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    public_base_url: str = ""
+    twilio_numbers: tuple[tuple[str, str], ...] = ()
+    twilio_operator: str = "operator"
+    twilio_api_base: str = ""
+    sms_backend: str = "local"
+    # follow-through (reply notices, surveys, inspections, sweeps)
+    notice_channel: str = "sms"
+    call_spool_dir: Path | None = None
+    call_channel: str = "PJSIP/{number}@telco"
+    call_max_retries: int = 2
+    call_retry_seconds: int = 600
+    survey_delay_minutes: int = 120
+    survey_resend_hours: int = 48
+    quiet_hours: tuple[time, time] = (time(21, 0), time(8, 0))
+    inspection_share: float = 0.1
+    inspection_seed: str = "ivr"
+    inspection_photo_max_bytes: int = 5 * 1024 * 1024
+    sweep_seconds: int = 300
+
+    def twilio_line_for(self, number: str | None) -> str | None:
+        """The line a Twilio number (`To`) belongs to, from IVR_TWILIO_NUMBERS; None if unknown."""
+        wanted = _e164_key(number or "")
+        return next((line for num, line in self.twilio_numbers if _e164_key(num) == wanted), None)
+
+    def twilio_number_of(self, line: str | None) -> str | None:
+        """The Twilio number of `line` (the first configured one if the line has none)."""
+        for num, num_line in self.twilio_numbers:
+            if num_line == line:
+                return num
+        return self.twilio_numbers[0][0] if self.twilio_numbers else None
 
     def with_(self, **changes: object) -> Settings:
         """A copy with some settings changed (tests, CLI options)."""
@@ -59,6 +91,16 @@ class Settings:
     def incoming_dir(self) -> Path:
         """Where Asterisk writes RECORD FILE output before it is stored."""
         return self.data_dir / "incoming"
+
+    @property
+    def outgoing_call_dir(self) -> Path:
+        """Where call files for Asterisk's outgoing spool are written (IVR_CALL_SPOOL_DIR)."""
+        return self.call_spool_dir or self.data_dir / "outgoing"
+
+    @property
+    def inspection_photos_dir(self) -> Path:
+        """Where field inspectors' photos are stored."""
+        return self.data_dir / "inspections"
 
     @property
     def spool_dir(self) -> Path:
@@ -185,6 +227,25 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         job_backoff=_backoff(env, "IVR_JOB_BACKOFF", (10, 60, 300)),
         secret_key=env.get("IVR_SECRET_KEY") or "",
         cookie_secure=_bool(env, "IVR_COOKIE_SECURE", False),
+        twilio_account_sid=(env.get("IVR_TWILIO_ACCOUNT_SID") or "").strip(),
+        twilio_auth_token=(env.get("IVR_TWILIO_AUTH_TOKEN") or "").strip(),
+        public_base_url=_base_url(env, "IVR_PUBLIC_BASE_URL"),
+        twilio_numbers=_twilio_numbers(env, "IVR_TWILIO_NUMBERS"),
+        twilio_operator=(env.get("IVR_TWILIO_OPERATOR") or "operator").strip(),
+        twilio_api_base=_base_url(env, "IVR_TWILIO_API_BASE"),
+        sms_backend=_choice(env, "IVR_SMS_BACKEND", "local", ("local", "twilio")),
+        notice_channel=_choice(env, "IVR_NOTICE_CHANNEL", "sms", ("sms", "call")),
+        call_spool_dir=Path(env["IVR_CALL_SPOOL_DIR"]).resolve() if env.get("IVR_CALL_SPOOL_DIR") else None,
+        call_channel=_call_channel(env, "IVR_CALL_CHANNEL"),
+        call_max_retries=_int(env, "IVR_CALL_MAX_RETRIES", 2, 0, 10),
+        call_retry_seconds=_int(env, "IVR_CALL_RETRY_SECONDS", 600, 30, 86400),
+        survey_delay_minutes=_int(env, "IVR_SURVEY_DELAY_MINUTES", 120, 0, 10080),
+        survey_resend_hours=_int(env, "IVR_SURVEY_RESEND_HOURS", 48, 1, 720),
+        quiet_hours=_quiet_hours(env, "IVR_QUIET_HOURS", (time(21, 0), time(8, 0))),
+        inspection_share=_share(env, "IVR_INSPECTION_SHARE", 0.1),
+        inspection_seed=env.get("IVR_INSPECTION_SEED") or "ivr",
+        inspection_photo_max_bytes=_int(env, "IVR_INSPECTION_PHOTO_MAX_BYTES", 5 * 1024 * 1024, 1024, 50 * 1024 * 1024),
+        sweep_seconds=_int(env, "IVR_SWEEP_SECONDS", 300, 5, 86400),
     )
 
 
@@ -193,3 +254,64 @@ def _redis_url(env: Mapping[str, str]) -> str:
     if url and not re.match(r"^rediss?://", url):
         raise ConfigError(f"IVR_REDIS_URL: expected a redis:// URL, got {url!r}")
     return url
+
+
+def _e164_key(number: str) -> str:
+    return re.sub(r"[^\d]", "", number)
+
+
+def _base_url(env: Mapping[str, str], name: str) -> str:
+    raw = (env.get(name) or "").strip()
+    if raw and not re.match(r"^https?://[^/\s]+(/\S*)?$", raw):
+        raise ConfigError(f"{name}: expected an http(s):// URL, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _twilio_numbers(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ...]:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return ()
+    pairs = []
+    for part in raw.split(","):
+        number, sep, line = part.strip().partition("=")
+        number, line = number.strip(), line.strip()
+        if not sep or not re.fullmatch(r"\+\d{6,15}", number) or line not in ("137", "1888"):
+            raise ConfigError(f"{name}: expected +NUMBER=LINE pairs (line 137 or 1888) separated by commas, got {part!r}")
+        pairs.append((number, line))
+    return tuple(pairs)
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    raw = (env.get(name) or "").strip().lower() or default
+    if raw not in allowed:
+        raise ConfigError(f"{name}: expected one of {', '.join(allowed)}, got {raw!r}")
+    return raw
+
+
+def _call_channel(env: Mapping[str, str], name: str) -> str:
+    raw = (env.get(name) or "").strip() or "PJSIP/{number}@telco"
+    if raw.count("{number}") != 1 or "\n" in raw:
+        raise ConfigError(f"{name}: expected a dial string with one {{number}}, e.g. PJSIP/{{number}}@telco, got {raw!r}")
+    return raw
+
+
+def _quiet_hours(env: Mapping[str, str], name: str, default: tuple[time, time]) -> tuple[time, time]:
+    """HH:MM-HH:MM that may wrap past midnight (21:00-08:00); equal ends mean no quiet hours."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    m = _HOURS_RE.match(raw)
+    if not m:
+        raise ConfigError(f"{name}: expected HH:MM-HH:MM, e.g. 21:00-08:00, got {raw!r}")
+    h1, m1, h2, m2 = (int(g) for g in m.groups())
+    try:
+        return time(h1, m1), time(h2, m2)
+    except ValueError:
+        raise ConfigError(f"{name}: not a valid time range: {raw!r}") from None
+
+
+def _share(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{name}: expected a share between 0 and 1, got {value}")
+    return value

@@ -97,8 +97,16 @@ def _replay_spool(ctx: JobContext) -> int:
 
 def build_registry() -> JobRegistry:
     """Every job the system runs, by name."""
+    from ivr.services.sms import sms_send_job
+
     registry = JobRegistry()
     registry.add("spool.replay", _replay_spool)
+    registry.add("sms.send", sms_send_job)
+    # follow-through (ivr/followthrough)
+    from ivr.followthrough.jobs import followthrough_sweep_job, reply_followup_job
+
+    registry.add("reply.followup", reply_followup_job)
+    registry.add("followthrough.sweep", followthrough_sweep_job)
     return registry
 
 

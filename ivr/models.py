@@ -529,6 +529,108 @@ class FailedJob(Base):
     retried_at: Mapped[maybe_stamp]
 
 
+# ---- follow-through: reply notices, surveys, escalations, field checks (0007) ----------------
+
+NOTICE_CHANNELS = ("sms", "call")
+NOTICE_STATUSES = ("queued", "sent", "failed")
+SURVEY_STATUSES = ("scheduled", "sent", "answered", "superseded")
+FIELD_CHECK_STATUSES = ("pending", "passed", "failed")
+
+
+class ReplyNotice(Base):
+    """One attempt to tell a citizen that a reply is ready (an SMS, or a call that plays it)."""
+
+    __tablename__ = "reply_notices"
+    __table_args__ = (
+        CheckConstraint(_in("channel", NOTICE_CHANNELS), name="channel"),
+        CheckConstraint(_in("status", NOTICE_STATUSES), name="status"),
+        UniqueConstraint("reply_id", "channel", "attempt"),
+    )
+
+    id: Mapped[intpk]
+    reply_id: Mapped[int] = mapped_column(ForeignKey("replies.id"), nullable=False)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), nullable=False)
+    channel: Mapped[str] = mapped_column(String(8), nullable=False)
+    attempt: Mapped[int] = mapped_column(SmallInteger, nullable=False, default=1)
+    status: Mapped[str] = mapped_column(String(10), nullable=False)
+    sms_id: Mapped[int | None] = mapped_column(ForeignKey("sms.id"))
+    call_ref: Mapped[str | None] = mapped_column(String(255))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[stamp]
+
+
+class Survey(Base):
+    """The satisfaction survey SMS for one reply: sent once, resent at most once, answered once."""
+
+    __tablename__ = "surveys"
+    __table_args__ = (
+        CheckConstraint(_in("status", SURVEY_STATUSES), name="status"),
+        CheckConstraint("sent_count BETWEEN 0 AND 2", name="sent_count"),
+        UniqueConstraint("reply_id"),
+        Index(None, "status", "due_at"),
+        Index(None, "message_id"),
+    )
+
+    id: Mapped[intpk]
+    reply_id: Mapped[int] = mapped_column(ForeignKey("replies.id"), nullable=False)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), nullable=False)
+    phone: Mapped[str] = mapped_column(String(16), nullable=False)
+    status: Mapped[str] = mapped_column(String(12), nullable=False, default="scheduled")
+    due_at: Mapped[maybe_stamp]
+    sent_count: Mapped[int] = mapped_column(SmallInteger, nullable=False, default=0)
+    last_sent_at: Mapped[maybe_stamp]
+    sms_id: Mapped[int | None] = mapped_column(ForeignKey("sms.id"))
+    feedback_id: Mapped[int | None] = mapped_column(ForeignKey("feedback.id"))
+    answered_at: Mapped[maybe_stamp]
+    created_at: Mapped[stamp]
+
+
+class Escalation(Base):
+    """An overdue referral raised to the parent unit and the supervisors (once per deadline)."""
+
+    __tablename__ = "escalations"
+    __table_args__ = (
+        UniqueConstraint("referral_id", "due_at"),
+        Index(None, "to_unit_id", "created_at"),
+        Index(None, "created_at"),
+    )
+
+    id: Mapped[intpk]
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id"), nullable=False)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), nullable=False)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), nullable=False)
+    to_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    notified_sms_id: Mapped[int | None] = mapped_column(ForeignKey("sms.id"))
+    created_at: Mapped[stamp]
+
+
+class FieldCheck(Base):
+    """A sampled answered request a field inspector goes to check ("smart inspection")."""
+
+    __tablename__ = "field_checks"
+    __table_args__ = (
+        CheckConstraint(_in("status", FIELD_CHECK_STATUSES), name="status"),
+        CheckConstraint("(status = 'pending') = (checked_at IS NULL)", name="checked"),
+        UniqueConstraint("reply_id"),
+        Index(None, "status", "sampled_at"),
+        Index(None, "unit_id"),
+    )
+
+    id: Mapped[intpk]
+    reply_id: Mapped[int] = mapped_column(ForeignKey("replies.id"), nullable=False)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), nullable=False)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), nullable=False)
+    weight: Mapped[float] = mapped_column(Float, nullable=False)
+    status: Mapped[str] = mapped_column(String(8), nullable=False, default="pending")
+    inspector_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str | None] = mapped_column(Text)
+    photo_path: Mapped[str | None] = mapped_column(String(255))
+    reminder_id: Mapped[int | None] = mapped_column(ForeignKey("reminders.id"))
+    sampled_at: Mapped[stamp]
+    checked_at: Mapped[maybe_stamp]
+
+
 # ---- analysis desk: rollups kept by database triggers (ivr/analysis/rollups.py) -----------
 # Days and hours are Tehran's (the city's), so a dashboard never converts time zones.
 # NULL dimensions are stored as 0 (topic, district, unit), 'in_progress' (a call's outcome)

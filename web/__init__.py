@@ -81,9 +81,14 @@ def create_app(
     app.register_blueprint(health_bp)
     init_auth(app)
     init_home(app)
+    # ---- feature blueprints (one line each) ----
+    from web.followthrough import init_followthrough
+
+    init_followthrough(app)
     from web.analysis import init_analysis
 
     init_analysis(app)
+    # ---- end of feature blueprints ----
     _error_pages(app)
 
     @app.after_request

@@ -1,10 +1,14 @@
 """Citizens' satisfaction with replies, and the reminders (تذکر) it raises on line 137."""
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ivr.models import Feedback, Message, Reminder, utcnow
+from ivr.followthrough.reminders import reopen_at_unit
+from ivr.followthrough.surveys import mark_survey_answered
+from ivr.models import Feedback, Message, utcnow
 from ivr.services.messages import latest_reply
 
 
@@ -20,13 +24,16 @@ def record_feedback(
     channel: str,
     raw_text: str | None = None,
     origin_key: str | None = None,
+    tz: ZoneInfo | None = None,
 ) -> Feedback:
     """Store whether the citizen is satisfied with the latest reply.
 
     On line 137 a dissatisfied citizen does not open a new message: a reminder is
     attached to the same request, back at the same unit, and the request returns to
     that unit's inbox. On 1888 the dissatisfaction is recorded for the supervisors.
-    Idempotent on `origin_key`.
+    Idempotent on `origin_key`. A reply is rated once: the first answer wins (a later one, by
+    another channel, returns the first); a new reply after a reminder is rated afresh.
+    The reply's survey is marked answered. `tz` counts the re-opened deadline (default Tehran).
     """
     if origin_key:
         existing = session.scalar(select(Feedback).where(Feedback.origin_key == origin_key))
@@ -35,6 +42,9 @@ def record_feedback(
     reply = latest_reply(message)
     if reply is None:
         raise FeedbackError(f"message {message.tracking_code} has no reply to rate")
+    first = session.scalar(select(Feedback).where(Feedback.reply_id == reply.id).order_by(Feedback.id).limit(1))
+    if first is not None:
+        return first
     fb = Feedback(
         message_id=message.id,
         reply_id=reply.id,
@@ -46,19 +56,11 @@ def record_feedback(
     session.add(fb)
     session.flush()
     now = utcnow()
+    mark_survey_answered(session, reply.id, fb.id, now)
     if satisfied:
         message.status = "closed"
-    elif message.line_code == "137" and message.unit_id is not None:
-        session.add(
-            Reminder(
-                message_id=message.id,
-                unit_id=message.unit_id,
-                reason="dissatisfied",
-                feedback_id=fb.id,
-                created_at=now,
-            )
-        )
-        message.status = "referred"
+    elif message.line_code == "137":
+        reopen_at_unit(session, message, reason="dissatisfied", feedback_id=fb.id, now=now, tz=tz)
     message.updated_at = now
     session.flush()
     return fb

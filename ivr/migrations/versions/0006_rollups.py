@@ -1,7 +1,7 @@
 """analysis desk: rollup tables for calls and messages (daily and monthly), kept by triggers
 
 Revision ID: 0006_rollups
-Revises: 0002
+Revises: 0007_followthrough
 Create Date: 2026-11-29 13:40:00
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from ivr.analysis.rollups import drop_triggers, install_triggers, rebuild_rollups
 
 revision = "0006_rollups"
-down_revision = "0002"
+down_revision = "0007_followthrough"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,166 @@
+"""Telling a citizen their reply is ready: an SMS with the tracking code, or a call that plays it.
+
+`IVR_NOTICE_CHANNEL=sms` (default): a Persian SMS with the tracking code and how to hear the reply
+(call the line, press 2, type the code). `IVR_NOTICE_CHANNEL=call`: an outbound call that plays the
+spoken reply - with Twilio (`IVR_SMS_BACKEND=twilio`) through its Calls API, otherwise as an
+Asterisk call file written atomically into `IVR_CALL_SPOOL_DIR` (Asterisk's outgoing spool), which
+dials `IVR_CALL_CHANNEL` and runs the dialplan context `ivr-reply-notice`; Asterisk itself retries
+(`MaxRetries`, `RetryTime`). A reply with no recording (a written note only) falls back to the SMS.
+Every attempt is a `reply_notices` row (`queued`: handed to the SMS queue or the spool; the `sms` row
+then tracks delivery; `sent`: Twilio accepted the call; `failed`: with the error, and the job retries).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ivr.config import Settings
+from ivr.models import Citizen, Message, Reply, ReplyNotice, utcnow
+
+log = logging.getLogger(__name__)
+
+NOTICE_PURPOSE = "reply_notice"
+NOTICE_CONTEXT = "ivr-reply-notice"
+FOLLOW_UP_KEY = "2"
+NOTICE_TEXT = (
+    "شهروند گرامی، پاسخ پیام شما با کد رهگیری {code} آماده است. برای شنیدن آن با سامانه {line} "
+    "تماس بگیرید، کلید {key} را بزنید و کد رهگیری را وارد کنید."
+)
+TWILIO_NOTICE_PATH = "/twilio/voice/reply-notice"
+_FA_DIGITS = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
+
+
+class NoticeError(Exception):
+    """A notice that cannot be sent (unknown reply)."""
+
+
+def notice_text(tracking_code: str, line: str) -> str:
+    """The reply notice SMS: tracking code, line and keys, in Persian digits."""
+    return NOTICE_TEXT.format(code=tracking_code, line=line, key=FOLLOW_UP_KEY).translate(_FA_DIGITS)
+
+
+def reply_audio_path(reply: Reply, settings: Settings) -> Path | None:
+    """The reply's WAV recording on disk, if it has one."""
+    for rec in reply.recordings:
+        if rec.format == "wav":
+            return settings.recordings_dir / rec.path
+    return None
+
+
+def call_file_text(*, number: str, reply_id: int, tracking_code: str, audio: Path, line: str,
+                   settings: Settings) -> str:
+    """An Asterisk call file that dials the citizen and plays the reply in `ivr-reply-notice`."""
+    sound = str(audio.with_suffix(""))  # Playback takes the name without the extension
+    return "\n".join([
+        f"Channel: {settings.call_channel.format(number=number)}",
+        f'CallerID: "{line}" <{line}>',
+        f"MaxRetries: {settings.call_max_retries}",
+        f"RetryTime: {settings.call_retry_seconds}",
+        "WaitTime: 45",
+        f"Context: {NOTICE_CONTEXT}",
+        "Extension: s",
+        "Priority: 1",
+        f"Setvar: IVR_REPLY_ID={reply_id}",
+        f"Setvar: IVR_REPLY_AUDIO={sound}",
+        f"Setvar: TRACKING_CODE={tracking_code}",
+        "Archive: yes",
+        "",
+    ])
+
+
+def write_call_file(spool_dir: Path, name: str, text: str) -> Path:
+    """Write a call file atomically: into a staging folder beside the spool, then renamed in.
+
+    Asterisk reads a call file as soon as it appears, so it must never see a half-written one;
+    the staging folder is on the same file system, so the rename is atomic.
+    """
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    staging = spool_dir.parent / f".{spool_dir.name}.staging"
+    staging.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=staging, suffix=".call")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        target = spool_dir / name
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _twilio_call(settings: Settings, client: Any, *, phone: str, line: str, reply_id: int) -> str:
+    from ivr.notify import e164
+
+    if client is None:
+        from ivr.drivers.twilio.rest import build_client
+
+        client = build_client(settings)
+    call = client.calls.create(
+        to=e164(phone), from_=settings.twilio_number_of(line),
+        url=f"{settings.public_base_url}{TWILIO_NOTICE_PATH}?reply_id={reply_id}", method="POST",
+    )
+    return str(call.sid)
+
+
+def send_reply_notice(
+    session: Session, jobs: Any, settings: Settings, reply_id: int, *, now: datetime | None = None,
+    twilio_client: Any = None,
+) -> ReplyNotice | None:
+    """Tell the citizen the reply is ready (once per reply); None when the citizen has no phone."""
+    from ivr.services.sms import SmsError, queue_sms
+
+    reply = session.get(Reply, reply_id)
+    if reply is None:
+        raise NoticeError(f"no reply {reply_id}")
+    done = session.scalar(select(ReplyNotice).where(
+        ReplyNotice.reply_id == reply_id, ReplyNotice.status.in_(("queued", "sent"))).limit(1))
+    if done is not None:
+        return done
+    message: Message = reply.message
+    citizen = session.get(Citizen, message.citizen_id) if message.citizen_id else None
+    if citizen is None:
+        return None
+    now = now or utcnow()
+    attempt = (session.scalar(select(func.count()).select_from(ReplyNotice)
+                              .where(ReplyNotice.reply_id == reply_id)) or 0) + 1
+    audio = reply_audio_path(reply, settings)
+    notice = ReplyNotice(reply_id=reply_id, message_id=message.id, attempt=attempt, created_at=now,
+                         channel="sms", status="queued")
+    if settings.notice_channel == "call" and audio is not None:
+        notice.channel = "call"
+        try:
+            if settings.sms_backend == "twilio":
+                notice.call_ref = _twilio_call(settings, twilio_client, phone=citizen.phone,
+                                               line=message.line_code, reply_id=reply_id)
+                notice.status = "sent"
+            else:
+                name = f"reply-{reply_id}-{attempt}.call"
+                write_call_file(settings.outgoing_call_dir, name, call_file_text(
+                    number=citizen.phone, reply_id=reply_id, tracking_code=message.tracking_code,
+                    audio=audio, line=message.line_code, settings=settings))
+                notice.call_ref = name
+        except Exception as exc:  # recorded, then the job fails and is retried with backoff
+            notice.status, notice.error = "failed", str(exc)[:2000]
+            session.add(notice)
+            session.flush()
+            return notice
+    else:
+        try:
+            sms = queue_sms(session, jobs, phone=citizen.phone, body=notice_text(message.tracking_code,
+                            message.line_code), purpose=NOTICE_PURPOSE, message_id=message.id)
+            notice.sms_id = sms.id
+        except SmsError as exc:
+            notice.status, notice.error = "failed", str(exc)
+    session.add(notice)
+    session.flush()
+    return notice
