@@ -129,6 +129,9 @@ operation = st.one_of(
     st.tuples(st.just("delete_message"), pick),
     st.tuples(st.just("add_referral"), pick),
     st.tuples(st.just("move_referral"), pick, pick),
+    st.tuples(st.just("add_two_referrals"), pick),
+    st.tuples(st.just("add_two_replies"), pick),
+    st.tuples(st.just("move_all_replies"), pick, pick),
     st.tuples(st.just("delete_referral"), pick),
     st.tuples(st.just("add_reply"), pick),
     st.tuples(st.just("delete_reply"), pick),
@@ -208,6 +211,14 @@ class World:
         elif name == "move_referral" and (rid := self.choose(Referral, op[1])):
             mid = self.choose(Message, op[2])
             s.execute(update(Referral).where(Referral.id == rid).values(message_id=mid))
+        elif name == "add_two_referrals" and (mid := self.choose(Message, op[1])):
+            # One flush, one multi-row INSERT: both rows reach the triggers in one statement.
+            s.add_all([Referral(message_id=mid, unit_id=u.id, due_at=BASE) for u in self.units])
+        elif name == "add_two_replies" and (mid := self.choose(Message, op[1])):
+            s.add_all([Reply(message_id=mid, text="a"), Reply(message_id=mid, text="b")])
+        elif name == "move_all_replies" and (mid := self.choose(Message, op[1])):
+            target = self.choose(Message, op[2])
+            s.execute(update(Reply).where(Reply.message_id == mid).values(message_id=target))
         elif name == "delete_referral" and (rid := self.choose(Referral, op[1])):
             s.execute(delete(Referral).where(Referral.id == rid))
         elif name == "add_reply" and (mid := self.choose(Message, op[1])):
@@ -231,8 +242,9 @@ class World:
 
 
 @pytest.mark.slow
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ops=st.lists(operation, min_size=1, max_size=40))
+@pytest.mark.timeout(600)
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(operation, min_size=5, max_size=60))
 def test_rollups_equal_raw_totals_after_any_changes(
     session_factory: sessionmaker[Session], ops: list[tuple[Any, ...]]
 ) -> None:

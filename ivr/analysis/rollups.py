@@ -210,9 +210,12 @@ ON messages FOR EACH ROW WHEN (
     OR OLD.not_referred_reason IS DISTINCT FROM NEW.not_referred_reason
 ) EXECUTE FUNCTION rollup_messages_changed();
 
--- A referral, reply, feedback or reminder row joined (sign 1) or left (sign -1) message_id.
--- The message row is locked first, so two transactions adding a first referral to one
--- message at once are counted once: the second sees the first's row after the wait.
+-- A referral, reply, feedback or reminder row joins (sign 1) or leaves (sign -1) message_id.
+-- Referrals and replies count once per message: their triggers run BEFORE each row, when the
+-- rows an earlier row of the same statement changed are visible but this one's change is not,
+-- so the first row joining a message sees 0 others and the last one leaving sees itself alone,
+-- however many rows one statement touches. The message row is locked first, so two
+-- transactions adding a first referral to one message at once are counted once.
 CREATE FUNCTION rollup_message_child(
     p_table text, p_message_id integer, p_sign integer, p_satisfied boolean
 ) RETURNS void
@@ -220,7 +223,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     m messages;
     v_rows integer;
-    v_first integer := CASE WHEN p_sign = 1 THEN 1 ELSE 0 END;
+    v_edge integer := CASE WHEN p_sign = 1 THEN 0 ELSE 1 END;
 BEGIN
     SELECT * INTO m FROM messages x WHERE x.id = p_message_id FOR NO KEY UPDATE;
     IF NOT FOUND THEN
@@ -228,12 +231,12 @@ BEGIN
     END IF;
     IF p_table = 'referrals' THEN
         v_rows := (SELECT count(*) FROM referrals x WHERE x.message_id = m.id);
-        IF v_rows = v_first THEN
+        IF v_rows = v_edge THEN
             PERFORM rollup_message_apply(m, 0, p_sign, 0, 0, 0, 0);
         END IF;
     ELSIF p_table = 'replies' THEN
         v_rows := (SELECT count(*) FROM replies x WHERE x.message_id = m.id);
-        IF v_rows = v_first THEN
+        IF v_rows = v_edge THEN
             PERFORM rollup_message_apply(m, 0, 0, p_sign, 0, 0, 0);
         END IF;
     ELSIF p_table = 'feedback' THEN
@@ -260,18 +263,21 @@ BEGIN
             CASE WHEN TG_TABLE_NAME = 'feedback' THEN (to_jsonb(NEW) ->> 'satisfied')::boolean END
         );
     END IF;
-    RETURN NULL;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    RETURN NEW;
 END $$;
 
-CREATE TRIGGER rollup_referrals_insert_delete AFTER INSERT OR DELETE ON referrals
+CREATE TRIGGER rollup_referrals_insert_delete BEFORE INSERT OR DELETE ON referrals
 FOR EACH ROW EXECUTE FUNCTION rollup_message_child_changed();
-CREATE TRIGGER rollup_referrals_update AFTER UPDATE OF message_id ON referrals
+CREATE TRIGGER rollup_referrals_update BEFORE UPDATE OF message_id ON referrals
 FOR EACH ROW WHEN (OLD.message_id IS DISTINCT FROM NEW.message_id)
 EXECUTE FUNCTION rollup_message_child_changed();
 
-CREATE TRIGGER rollup_replies_insert_delete AFTER INSERT OR DELETE ON replies
+CREATE TRIGGER rollup_replies_insert_delete BEFORE INSERT OR DELETE ON replies
 FOR EACH ROW EXECUTE FUNCTION rollup_message_child_changed();
-CREATE TRIGGER rollup_replies_update AFTER UPDATE OF message_id ON replies
+CREATE TRIGGER rollup_replies_update BEFORE UPDATE OF message_id ON replies
 FOR EACH ROW WHEN (OLD.message_id IS DISTINCT FROM NEW.message_id)
 EXECUTE FUNCTION rollup_message_child_changed();
 
