@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
@@ -742,4 +742,4 @@ def monthly_report(session: Session, month: Period, unit_id: int | None) -> list
     """Every table of one month, for the printable report (calls only when not limited to a unit)."""
     filters = Filters(month, None, unit_id)
     names = [n for n in table_names() if unit_id is None or n not in call_tables()]
-    return [build_table(session, n, replace(filters)) for n in names]
+    return [build_table(session, n, filters) for n in names]
