@@ -595,5 +595,60 @@ def users_token(ctx: click.Context, username: str, name: str) -> None:
     click.echo(plain)
 
 
+# ---- analysis desk ----------------------------------------------------------------
+
+
+@main.group()
+def analysis() -> None:
+    """The analysis desk: generated data at scale, rollups."""
+
+
+@analysis.command("generate")
+@click.option("--calls", default=10_000_000, show_default=True, help="How many calls to add.")
+@click.option("--messages", default=1_000_000, show_default=True, help="How many messages to add.")
+@click.option("--days", default=13 * 365, show_default=True, help="Spread over this many days before today.")
+@click.option("--seed", default=1888, show_default=True, help="Random seed.")
+@click.pass_context
+@friendly
+def analysis_generate(ctx: click.Context, calls: int, messages: int, days: int, seed: int) -> None:
+    """Add calls and messages shaped like the source's figures (COPY on PostgreSQL)."""
+    from tqdm import tqdm
+
+    from ivr.analysis.generator import GeneratorError, generate
+    from ivr.db import make_sessionmaker, transaction
+    from ivr.migrate import upgrade
+
+    settings = _settings(ctx)
+    engine = _engine(settings)
+    upgrade(engine)
+    try:
+        with tqdm(total=calls, desc="calls", unit="call", unit_scale=True, file=sys.stderr, disable=None) as bar:
+            with transaction(make_sessionmaker(engine)) as session:
+                report = generate(session, calls=calls, messages=messages, days=days, seed=seed, progress=bar.update)
+    except GeneratorError as exc:
+        click.echo(f"ivr: error: {exc}", err=True)
+        sys.exit(1)
+    for table, n in report.counts.items():
+        click.echo(f"  {table:<12} {n:>12,}")
+    for table, n in report.rollups.items():
+        click.echo(f"  {table:<22} {n:>10,} rows (rebuilt)")
+    click.echo(f"generated in {report.seconds:.0f} s")
+
+
+@analysis.command("rebuild-rollups")
+@click.pass_context
+@friendly
+def analysis_rebuild(ctx: click.Context) -> None:
+    """Recompute every rollup table from the raw calls and messages (after a bulk load)."""
+    from ivr.analysis.rollups import rebuild_rollups
+    from ivr.db import make_sessionmaker, transaction
+
+    settings = _settings(ctx)
+    with transaction(make_sessionmaker(_engine(settings))) as session:
+        rows = rebuild_rollups(session)
+    for table, n in rows.items():
+        click.echo(f"  {table:<22} {n:>10,} rows")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -725,3 +725,112 @@ class ApiToken(Base):
 Index("ix_messages_topic_id_district_created_at", Message.topic_id, Message.district, Message.created_at)
 # The callers the IVR handed to the operators' queue, newest first.
 Index("ix_calls_outcome_started_at", Call.outcome, Call.started_at)
+
+# ---- analysis desk: rollups kept by database triggers (ivr/analysis/rollups.py) -----------
+# Days and hours are Tehran's (the city's), so a dashboard never converts time zones.
+# NULL dimensions are stored as 0 (topic, district, unit), 'in_progress' (a call's outcome)
+# or '' (no key pressed), because they are parts of the primary key.
+
+ROLLUP_NO_OUTCOME = "in_progress"
+
+
+class CallHourRollup(Base):
+    """Calls started per Tehran day, hour and line, and how many of them pressed key 4 first."""
+
+    __tablename__ = "rollup_call_hours"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    hour: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    line_code: Mapped[str] = mapped_column(String(4), primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, nullable=False)
+    key4: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class CallOutcomeRollup(Base):
+    """Calls started per Tehran day, line, outcome and first key pressed."""
+
+    __tablename__ = "rollup_call_outcomes"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    line_code: Mapped[str] = mapped_column(String(4), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(24), primary_key=True)
+    first_key: Mapped[str] = mapped_column(String(1), primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class MessageRollup(Base):
+    """Messages registered per Tehran day and cell (line, kind, topic, district, unit), and their fate.
+
+    `referred` and `answered` count messages with at least one referral or reply;
+    `feedback`, `satisfied` and `reminders` count those rows; the not-referred counters
+    follow the message's status and reason.
+    """
+
+    __tablename__ = "rollup_messages"
+    __table_args__ = (Index(None, "unit_id", "day"),)
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    line_code: Mapped[str] = mapped_column(String(4), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    topic_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    district: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    unit_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    registered: Mapped[int] = mapped_column(Integer, nullable=False)
+    referred: Mapped[int] = mapped_column(Integer, nullable=False)
+    not_referred_incomplete_message: Mapped[int] = mapped_column(Integer, nullable=False)
+    not_referred_incomplete_caller: Mapped[int] = mapped_column(Integer, nullable=False)
+    not_referred_duplicate: Mapped[int] = mapped_column(Integer, nullable=False)
+    not_referred_irrelevant: Mapped[int] = mapped_column(Integer, nullable=False)
+    answered: Mapped[int] = mapped_column(Integer, nullable=False)
+    feedback: Mapped[int] = mapped_column(Integer, nullable=False)
+    satisfied: Mapped[int] = mapped_column(Integer, nullable=False)
+    reminders: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class MessageMonthRollup(Base):
+    """rollup_messages summed per Gregorian month (first day): long periods read 12 rows a cell a year."""
+
+    __tablename__ = "rollup_messages_monthly"
+    __table_args__ = (Index(None, "unit_id", "month"),)
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    line_code: Mapped[str] = mapped_column(String(4), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    topic_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    district: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    unit_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    registered: Mapped[int] = mapped_column(Integer, nullable=False)
+    referred: Mapped[int] = mapped_column(Integer, nullable=False)
+    not_referred_incomplete_message: Mapped[int] = mapped_column(Integer, nullable=False)
+    not_referred_incomplete_caller: Mapped[int] = mapped_column(Integer, nullable=False)
+    not_referred_duplicate: Mapped[int] = mapped_column(Integer, nullable=False)
+    not_referred_irrelevant: Mapped[int] = mapped_column(Integer, nullable=False)
+    answered: Mapped[int] = mapped_column(Integer, nullable=False)
+    feedback: Mapped[int] = mapped_column(Integer, nullable=False)
+    satisfied: Mapped[int] = mapped_column(Integer, nullable=False)
+    reminders: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class CallHourMonthRollup(Base):
+    """rollup_call_hours per Gregorian month and weekday (0 = Sunday, as SQL counts): yearly heatmaps."""
+
+    __tablename__ = "rollup_call_hours_monthly"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    weekday: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    hour: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    line_code: Mapped[str] = mapped_column(String(4), primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, nullable=False)
+    key4: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class CallOutcomeMonthRollup(Base):
+    """rollup_call_outcomes per Gregorian month (first day)."""
+
+    __tablename__ = "rollup_call_outcomes_monthly"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    line_code: Mapped[str] = mapped_column(String(4), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(24), primary_key=True)
+    first_key: Mapped[str] = mapped_column(String(1), primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, nullable=False)

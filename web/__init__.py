@@ -81,26 +81,8 @@ def create_app(
     app.register_blueprint(health_bp)
     init_auth(app)
     init_home(app)
-    # ---- feature blueprints (one line each) ----
-    from web.followthrough import init_followthrough
-
-    init_followthrough(app)
-    from web.twilio import init_twilio
-
-    init_twilio(app)  # after CSRFProtect: it exempts its webhooks from CSRF
-    # ---- end of feature blueprints ----
+    _init_features(app)
     _error_pages(app)
-    _init_console(app)
-
-    # ---- managers' inbox, spoken replies, audio, audit log (branch `inbox`) ----
-    from web.audio import init_audio
-    from web.audit_log import init_audit_log
-    from web.inbox import init_inbox
-
-    init_audio(app)
-    init_inbox(app)
-    init_audit_log(app)
-    # ---- end inbox ----
 
     @app.after_request
     def _security_headers(response: Any) -> Any:
@@ -126,17 +108,29 @@ def _error_pages(app: Flask) -> None:
         app.register_error_handler(code, render)
 
 
-def _init_console(app: Flask) -> None:
-    """Operators', administrators' and API blueprints (issue 5, console half)."""
+def _init_features(app: Flask) -> None:
+    """The console's areas, the analysis desk and the Twilio webhooks, in the order the nav bar lists them."""
     from web.admin import init_admin
+    from web.analysis import init_analysis
     from web.api import init_api
+    from web.audio import init_audio
+    from web.audit_log import init_audit_log
+    from web.followthrough import init_followthrough
+    from web.inbox import init_inbox
     from web.screening import init_screening
+    from web.twilio import init_twilio
     from web.window import init_window
 
-    init_screening(app)
-    init_window(app)
+    init_screening(app)  # operators: screening, typed messages
+    init_window(app)  # the single window
+    init_audio(app)  # signed audio links for every page with a player
+    init_inbox(app)  # managers' audio inbox and spoken replies
+    init_followthrough(app)  # scorecard, escalations, dissatisfaction, field checks, failed jobs
+    init_analysis(app)  # the analysis desk
+    init_audit_log(app)
     init_admin(app)
-    init_api(app)
+    init_api(app)  # /api/v1 (bearer tokens, exempt from CSRF)
+    init_twilio(app)  # after CSRFProtect: it exempts its signed webhooks from CSRF
 
 
 def sessions(app: Any) -> sessionmaker[Session]:

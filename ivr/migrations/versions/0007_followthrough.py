@@ -1,14 +1,14 @@
 """follow-through: reply notices, satisfaction surveys, escalations, field checks
 
 Revision ID: 0007_followthrough
-Revises: 0005_inbox
+Revises: 0006_rollups
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0007_followthrough'
-down_revision = '0005_inbox'
+down_revision = '0006_rollups'
 branch_labels = None
 depends_on = None
 

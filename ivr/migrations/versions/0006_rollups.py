@@ -1,0 +1,130 @@
+"""analysis desk: rollup tables for calls and messages (daily and monthly), kept by triggers
+
+Revision ID: 0006_rollups
+Revises: 0005_inbox
+Create Date: 2026-11-29 13:40:00
+"""
+from alembic import op
+import sqlalchemy as sa
+
+from ivr.analysis.rollups import drop_triggers, install_triggers, rebuild_rollups
+
+revision = "0006_rollups"
+down_revision = "0005_inbox"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "rollup_call_hours",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("hour", sa.SmallInteger(), autoincrement=False, nullable=False),
+        sa.Column("line_code", sa.String(length=4), nullable=False),
+        sa.Column("calls", sa.Integer(), nullable=False),
+        sa.Column("key4", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("day", "hour", "line_code", name=op.f("pk_rollup_call_hours")),
+    )
+    op.create_table(
+        "rollup_call_outcomes",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("line_code", sa.String(length=4), nullable=False),
+        sa.Column("outcome", sa.String(length=24), nullable=False),
+        sa.Column("first_key", sa.String(length=1), nullable=False),
+        sa.Column("calls", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "day", "line_code", "outcome", "first_key", name=op.f("pk_rollup_call_outcomes")
+        ),
+    )
+    counters = (
+        "registered",
+        "referred",
+        "not_referred_incomplete_message",
+        "not_referred_incomplete_caller",
+        "not_referred_duplicate",
+        "not_referred_irrelevant",
+        "answered",
+        "feedback",
+        "satisfied",
+        "reminders",
+    )
+    op.create_table(
+        "rollup_messages",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("line_code", sa.String(length=4), nullable=False),
+        sa.Column("kind", sa.String(length=20), nullable=False),
+        sa.Column("topic_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("district", sa.SmallInteger(), autoincrement=False, nullable=False),
+        sa.Column("unit_id", sa.Integer(), autoincrement=False, nullable=False),
+        *(sa.Column(c, sa.Integer(), nullable=False) for c in counters),
+        sa.PrimaryKeyConstraint(
+            "day", "line_code", "kind", "topic_id", "district", "unit_id",
+            name=op.f("pk_rollup_messages"),
+        ),
+    )
+    op.create_index(
+        op.f("ix_rollup_messages_unit_id_day"), "rollup_messages", ["unit_id", "day"], unique=False
+    )
+    op.create_table(
+        "rollup_messages_monthly",
+        sa.Column("month", sa.Date(), nullable=False),
+        sa.Column("line_code", sa.String(length=4), nullable=False),
+        sa.Column("kind", sa.String(length=20), nullable=False),
+        sa.Column("topic_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("district", sa.SmallInteger(), autoincrement=False, nullable=False),
+        sa.Column("unit_id", sa.Integer(), autoincrement=False, nullable=False),
+        *(sa.Column(c, sa.Integer(), nullable=False) for c in counters),
+        sa.PrimaryKeyConstraint(
+            "month", "line_code", "kind", "topic_id", "district", "unit_id",
+            name=op.f("pk_rollup_messages_monthly"),
+        ),
+    )
+    op.create_index(
+        op.f("ix_rollup_messages_monthly_unit_id_month"),
+        "rollup_messages_monthly",
+        ["unit_id", "month"],
+        unique=False,
+    )
+    op.create_table(
+        "rollup_call_hours_monthly",
+        sa.Column("month", sa.Date(), nullable=False),
+        sa.Column("weekday", sa.SmallInteger(), autoincrement=False, nullable=False),
+        sa.Column("hour", sa.SmallInteger(), autoincrement=False, nullable=False),
+        sa.Column("line_code", sa.String(length=4), nullable=False),
+        sa.Column("calls", sa.Integer(), nullable=False),
+        sa.Column("key4", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "month", "weekday", "hour", "line_code", name=op.f("pk_rollup_call_hours_monthly")
+        ),
+    )
+    op.create_table(
+        "rollup_call_outcomes_monthly",
+        sa.Column("month", sa.Date(), nullable=False),
+        sa.Column("line_code", sa.String(length=4), nullable=False),
+        sa.Column("outcome", sa.String(length=24), nullable=False),
+        sa.Column("first_key", sa.String(length=1), nullable=False),
+        sa.Column("calls", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "month", "line_code", "outcome", "first_key", name=op.f("pk_rollup_call_outcomes_monthly")
+        ),
+    )
+    bind = op.get_bind()
+    install_triggers(bind)
+    # Rows that existed before this revision are counted once, here.
+    from sqlalchemy.orm import Session
+
+    rebuild_rollups(Session(bind=bind))
+
+
+def downgrade() -> None:
+    drop_triggers(op.get_bind())
+    op.drop_index(
+        op.f("ix_rollup_messages_monthly_unit_id_month"), table_name="rollup_messages_monthly"
+    )
+    op.drop_table("rollup_messages_monthly")
+    op.drop_table("rollup_call_outcomes_monthly")
+    op.drop_table("rollup_call_hours_monthly")
+    op.drop_index(op.f("ix_rollup_messages_unit_id_day"), table_name="rollup_messages")
+    op.drop_table("rollup_messages")
+    op.drop_table("rollup_call_outcomes")
+    op.drop_table("rollup_call_hours")

@@ -1,0 +1,83 @@
+"""The analysis desk in a real headless Chromium: every chart drawn from its table, Jalali axes, print."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import pytest
+
+from ivr.analysis import dashboard as d
+from ivr.analysis.generator import generate
+from ivr.models import User
+from ivr.services.users import hash_password
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS
+
+pytestmark = pytest.mark.slow
+PASSWORD = "a long password"
+CHARTS = (
+    "chart-calls-daily",
+    "chart-calls-outcomes",
+    "chart-calls-keys",
+    "chart-funnel",
+    "chart-breakdown-kind",
+    "chart-breakdown-topic",
+    "chart-breakdown-district",
+    "chart-breakdown-unit",
+)
+
+
+@pytest.fixture
+def page(live_server: object) -> Iterator[object]:
+    """A page of a Chromium of this test's own.
+
+    Not the session-wide `browser`: this file runs before the asyncio tests, and a sync
+    Playwright left running for the rest of the session would hold an event loop they need.
+    """
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = chromium.new_context(base_url=live_server.url, locale="fa-IR")  # type: ignore[attr-defined]
+        pg = context.new_page()
+        pg.set_default_timeout(15000)
+        yield pg
+        context.close()
+        chromium.close()
+
+
+def test_browser_analyst_sees_every_chart_with_its_numbers(page, live_server) -> None:
+    today = datetime.now(live_server.settings.timezone).date()
+    with live_server.session_factory() as s:
+        generate(s, calls=3000, messages=300, days=60, end=today + timedelta(days=1), seed=3)
+        s.add(User(username="desk-analyst", full_name="تحلیلگر", role="analyst", password_hash=hash_password(PASSWORD)))
+        s.commit()
+        funnel = d.message_funnel(s, d.parse_filters({}, today)).rows[0]
+    errors: list[str] = []
+    # Chromium's own favicon request fails (the console has none) and says so without a URL:
+    # page resources are checked through their responses instead.
+    page.on(
+        "console",
+        lambda m: errors.append(m.text)
+        if m.type == "error" and not m.text.startswith("Failed to load resource")
+        else None,
+    )
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("response", lambda r: errors.append(r.url) if r.status >= 400 else None)
+    page.goto("/login")
+    page.fill("#username", "desk-analyst")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(live_server.url + "/")
+    page.click("text=میز تحلیل")
+    page.wait_for_selector("#chart-funnel")
+    for chart in CHARTS:
+        assert page.evaluate(f"!!Chart.getChart(document.getElementById('{chart}'))"), chart
+    labels = page.evaluate("Chart.getChart(document.getElementById('chart-calls-daily')).data.labels")
+    assert len(labels) == 30 and labels[-1] == d.jalali(today).translate(str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹"))
+    bars = page.evaluate("Chart.getChart(document.getElementById('chart-funnel')).data.datasets[0].data")
+    assert bars[:2] == [funnel["registered"], funnel["referred"]] and funnel["registered"] > 50
+    assert errors == []
+    page.emulate_media(media="print")
+    assert page.evaluate("getComputedStyle(document.querySelector('figure')).display") == "none"
+    assert page.evaluate("getComputedStyle(document.querySelector('.topbar')).display") == "none"
+    assert page.evaluate("getComputedStyle(document.getElementById('table-funnel')).display") == "table"
