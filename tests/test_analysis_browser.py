@@ -1,7 +1,6 @@
 """The analysis desk in a real headless Chromium: every chart drawn from its table, Jalali axes, print."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -10,7 +9,6 @@ from ivr.analysis import dashboard as d
 from ivr.analysis.generator import generate
 from ivr.models import User
 from ivr.services.users import hash_password
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.slow
 PASSWORD = "a long password"
@@ -24,25 +22,6 @@ CHARTS = (
     "chart-breakdown-district",
     "chart-breakdown-unit",
 )
-
-
-@pytest.fixture
-def page(live_server: object) -> Iterator[object]:
-    """A page of a Chromium of this test's own.
-
-    Not the session-wide `browser`: this file runs before the asyncio tests, and a sync
-    Playwright left running for the rest of the session would hold an event loop they need.
-    """
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = chromium.new_context(base_url=live_server.url, locale="fa-IR")  # type: ignore[attr-defined]
-        pg = context.new_page()
-        pg.set_default_timeout(15000)
-        yield pg
-        context.close()
-        chromium.close()
 
 
 def test_browser_analyst_sees_every_chart_with_its_numbers(page, live_server) -> None:
