@@ -117,14 +117,16 @@ def db_upgrade(ctx: click.Context) -> None:
 
 @main.command()
 @click.option("--calls", default=2000, show_default=True, help="How many demo calls.")
+@click.option("--voices/--no-voices", default=True, show_default=True,
+              help="Speak the waiting voice messages and the newest replies with espeak-ng.")
 @click.pass_context
 @friendly
-def demo(ctx: click.Context, calls: int) -> None:
+def demo(ctx: click.Context, calls: int, voices: bool) -> None:
     """Load a demo city (Tehran's 22 districts, units, users, cases, calls, messages)."""
     from tqdm import tqdm
 
     from ivr.db import make_sessionmaker, transaction
-    from ivr.demo import DemoAlreadyLoaded, load_demo
+    from ivr.demo import DemoAlreadyLoaded, espeak_voice, load_demo
     from ivr.migrate import upgrade
 
     settings = _settings(ctx)
@@ -133,7 +135,8 @@ def demo(ctx: click.Context, calls: int) -> None:
     try:
         with tqdm(desc="demo city", unit="row", file=sys.stderr, leave=False, disable=None) as bar:
             with transaction(make_sessionmaker(engine)) as session:
-                report = load_demo(session, calls=calls, progress=bar.update)
+                voice = espeak_voice(settings.recordings_dir, settings.incoming_dir) if voices else None
+                report = load_demo(session, calls=calls, progress=bar.update, voice=voice)
     except DemoAlreadyLoaded as exc:
         click.echo(f"ivr: {exc}")
         return
@@ -435,6 +438,8 @@ def serve(ctx: click.Context, grace: float, workers: int | None) -> None:
             f"  audio         {settings.data_dir}",
             f"  FastAGI 1888  {agi}/1888",
             f"  FastAGI 137   {agi}/137 ({_processes(n)})",
+            f"  console       {web}/  (sign in with a demo login)",
+            f"  Twilio        {web}/twilio/voice/1888, /137, /sms (set IVR_PUBLIC_BASE_URL)",
             f"  web health    {web}/healthz",
             f"  prompts       {settings.prompts_dir / settings.prompt_language}",
             "  Asterisk: see dialplan/README.md. Stop with Ctrl-C.",

@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -38,6 +39,7 @@ from ivr.models import (
     Feedback,
     Holiday,
     Message,
+    Recording,
     Referral,
     Reminder,
     Reply,
@@ -50,6 +52,7 @@ from ivr.models import (
     utcnow,
 )
 from ivr.services.cases import CaseRow, upsert_cases
+from ivr.services.storage import StoredAudio
 from ivr.services.users import add_user
 
 TEHRAN = ZoneInfo("Asia/Tehran")
@@ -293,6 +296,24 @@ class DemoReport:
     logins: list[tuple[str, str, str]] = field(default_factory=list)
 
 
+Voice = Callable[[str], StoredAudio]
+
+
+def espeak_voice(recordings_dir: Path, work_dir: Path) -> Voice:
+    """A `voice` for load_demo: Persian speech by espeak-ng, stored like any recording."""
+    from ivr.prompts import synthesize_speech
+    from ivr.services.storage import AudioStore
+
+    store = AudioStore(recordings_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+
+    def speak(text: str) -> StoredAudio:
+        return store.store(synthesize_speech(text, work_dir / f"demo-{secrets.token_hex(8)}.wav"))
+
+    return speak
+REPLY_VOICES = 60  # the newest spoken replies get audio (the phone follow-up plays them)
+
+
 def load_demo(
     session: Session,
     *,
@@ -301,6 +322,7 @@ def load_demo(
     messages: int | None = None,
     now: datetime | None = None,
     progress: Callable[[int], None] | None = None,
+    voice: Voice | None = None,
 ) -> DemoReport:
     """Load the demo city; refuse with DemoAlreadyLoaded if it is there. Does not commit.
 
@@ -308,6 +330,8 @@ def load_demo(
     messages wanted; it never drops below one per call that registered a message, and
     the default adds a quarter more typed by operators or sent by SMS. `progress`, if
     given, is called with the number of rows each step wrote (so `tqdm.update` fits).
+    `voice`, if given, turns a Persian text into stored audio: the voice messages waiting
+    for screening or for their unit's answer, and the newest spoken replies, then have it.
     """
     if now is None:
         now = utcnow()
@@ -316,7 +340,7 @@ def load_demo(
     if calls < 0 or (messages is not None and messages < 0):
         raise ValueError("calls and messages cannot be negative")
     _refuse_if_loaded(session)
-    return _DemoCity(session, random.Random(seed), now, progress).load(calls, messages)
+    return _DemoCity(session, random.Random(seed), now, progress, voice).load(calls, messages)
 
 
 def _refuse_if_loaded(session: Session) -> None:
@@ -429,8 +453,11 @@ class _DemoCity:
         rng: random.Random,
         now: datetime,
         progress: Callable[[int], None] | None,
+        voice: Voice | None = None,
     ) -> None:
         self.session = session
+        self.voice = voice
+        self.replies: list[tuple[int, str, datetime]] = []  # (id, text, created) of each reply
         self.rng = rng
         self.now = now
         self.start = now - timedelta(days=DAYS)
@@ -472,6 +499,8 @@ class _DemoCity:
         self.write_calls(planned_calls)
         self.write_messages(planned)
         self.write_follow_through(planned)
+        if self.voice is not None:
+            self.write_voices(planned)
         self.session.flush()
         return self.report
 
@@ -1091,6 +1120,27 @@ class _DemoCity:
                 message.id = message_id
         self.count("messages", len(planned))
 
+    def write_voices(self, planned: list[_Message]) -> None:
+        """Audio for the voice messages still waiting (screening queue, inboxes) and the newest replies."""
+        assert self.voice is not None
+        rows: list[dict[str, Any]] = []
+
+        def add(text: str, created: datetime, purpose: str, **owner: int) -> None:
+            audio = self.voice(text)  # type: ignore[misc]
+            rows.append({
+                "path": audio.rel_path, "format": audio.format, "seconds": audio.seconds, "sha256": audio.sha256,
+                "size_bytes": audio.size_bytes, "purpose": purpose, "created_at": created, **owner,
+            })
+
+        for m in planned:
+            if m.source == "phone_voice" and m.status in ("new", "referred") and m.text:
+                add(m.text, m.created, "message", message_id=m.id)
+        for reply_id, text, created in sorted(self.replies, key=lambda r: r[2])[-REPLY_VOICES:]:
+            add(text, created, "reply", reply_id=reply_id)
+        if rows:
+            self.session.execute(insert(Recording), rows)
+        self.count("recordings", len(rows))
+
     def write_follow_through(self, planned: list[_Message]) -> None:
         """Referrals, replies, feedback, reminders and the SMS that went with them."""
         rng = self.rng
@@ -1142,6 +1192,7 @@ class _DemoCity:
             )
         reply_ids = _insert(self.session, Reply, reply_rows, key="message_id")
         self.count("replies", len(reply_ids))
+        self.replies = [(rid, r["text"], r["created_at"]) for r, rid in zip(reply_rows, reply_ids, strict=True)]
 
         rated = [
             (m, rid)

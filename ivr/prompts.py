@@ -315,6 +315,47 @@ def _run(cmd: list[str], *, name: str, timeout: float, stdin: bytes | None = Non
 _SOX_OUT = ["-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", "-e", "signed-integer"]
 
 
+def _speak(
+    text: str, raw: Path, target: Path, *, name: str, espeak: str, sox: str, voice: str, timeout: float
+) -> None:
+    """Speak `text` with espeak-ng into `raw`, then write it as an 8 kHz mono 16-bit WAV to `target`."""
+    # Text goes through stdin so a text starting with '-' is never read as an option;
+    # -z drops the end-of-sentence pause that would slow down chained fragments.
+    _run(
+        [espeak, "-v", voice, "-b", "1", "-z", "-w", str(raw), "--stdin"],
+        name=name,
+        timeout=timeout,
+        stdin=text.encode("utf-8"),
+    )
+    _run(
+        [
+            sox, str(raw), *_SOX_OUT, str(target),
+            # Trim espeak's leading/trailing silence so fragments chain without gaps,
+            # keeping a few ms so playback does not start with a click.
+            "silence", "1", "0.01", "-45d", "reverse",
+            "silence", "1", "0.01", "-45d", "reverse",
+            "pad", "0.01", "0.02",
+            "gain", "-n", "-3",
+        ],
+        name=name,
+        timeout=timeout,
+    )
+
+
+def synthesize_speech(
+    text: str, target: Path, *, espeak: str = "espeak-ng", sox: str = "sox", voice: str = "fa",
+    timeout: float = 30.0,
+) -> Path:
+    """Persian speech for `text` as an 8 kHz mono 16-bit WAV at `target` (the demo city's voices)."""
+    espeak_path, sox_path = _require(espeak, "espeak-ng"), _require(sox, "sox")
+    raw = target.with_name(f".{target.name}.raw.wav")
+    try:
+        _speak(text, raw, target, name=target.stem, espeak=espeak_path, sox=sox_path, voice=voice, timeout=timeout)
+    finally:
+        raw.unlink(missing_ok=True)
+    return target
+
+
 def _generate(
     entry: PromptEntry, out_dir: Path, *, espeak: str, sox: str, voice: str, timeout: float
 ) -> str:
@@ -333,27 +374,8 @@ def _generate(
             )
             os.close(fd)
             raw = Path(raw_name)
-            # Text goes through stdin so a text starting with '-' is never read as an option;
-            # -z drops the end-of-sentence pause that would slow down chained fragments.
-            _run(
-                [espeak, "-v", voice, "-b", "1", "-z", "-w", str(raw), "--stdin"],
-                name=entry.name,
-                timeout=timeout,
-                stdin=(entry.spoken_text or "").encode("utf-8"),
-            )
-            _run(
-                [
-                    sox, str(raw), *_SOX_OUT, str(tmp),
-                    # Trim espeak's leading/trailing silence so fragments chain without gaps,
-                    # keeping a few ms so playback does not start with a click.
-                    "silence", "1", "0.01", "-45d", "reverse",
-                    "silence", "1", "0.01", "-45d", "reverse",
-                    "pad", "0.01", "0.02",
-                    "gain", "-n", "-3",
-                ],
-                name=entry.name,
-                timeout=timeout,
-            )
+            _speak(entry.spoken_text or "", raw, tmp, name=entry.name, espeak=espeak, sox=sox,
+                   voice=voice, timeout=timeout)
         elif entry.kind == "tone":
             seconds = f"{(entry.ms or 0) / 1000:.3f}"
             _run(

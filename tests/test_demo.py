@@ -440,3 +440,4 @@ def test_load_demo_second_load_raises_demo_already_loaded(demo: Demo) -> None:
 def test_load_demo_naive_now_is_refused(demo: Demo) -> None:
     with pytest.raises(ValueError, match="aware"):
         load_demo(demo.db, now=datetime(2025, 3, 10, 9, 30))
+
