@@ -314,6 +314,19 @@ def espeak_voice(recordings_dir: Path, work_dir: Path) -> Voice:
 REPLY_VOICES = 60  # the newest spoken replies get audio (the phone follow-up plays them)
 
 
+def plain_call_keys(outcome: str, rng: random.Random) -> str:
+    """Keys of a call that left no message and looked nothing up, as callers press them for `outcome`."""
+    if outcome == "operator":
+        return rng.choice(("0", "0", "0", "10", "20"))
+    if outcome == "guidance":
+        return rng.choice(("", "9", "99", "*"))
+    if outcome == "dropped":
+        return rng.choice(("", "", "1", "2", "13"))
+    if outcome == "nuisance":
+        return rng.choice(("*", "7", "5555", "#*#", "123"))
+    return rng.choice(("", "0", "1"))
+
+
 def load_demo(
     session: Session,
     *,
@@ -772,15 +785,7 @@ class _DemoCity:
         if outcome == "follow_up":
             return "2"  # completed with a tracking code once the messages are planned
         # Only case lookups start with 4, so the keys alone give PRODUCT.md's 45 % figure.
-        if outcome == "operator":
-            return rng.choice(("0", "0", "0", "10", "20"))
-        if outcome == "guidance":
-            return rng.choice(("", "9", "99", "*"))
-        if outcome == "dropped":
-            return rng.choice(("", "", "1", "2", "13"))
-        if outcome == "nuisance":
-            return rng.choice(("*", "7", "5555", "#*#", "123"))
-        return rng.choice(("", "0", "1"))
+        return plain_call_keys(outcome, rng)
 
     def write_calls(self, planned: list[_Call]) -> None:
         rows = [

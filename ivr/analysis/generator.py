@@ -44,6 +44,7 @@ from ivr.demo import (
     TOPICS_1888,
     WEEKDAY_WEIGHTS,
     load_demo,
+    plain_call_keys,
 )
 from ivr.identifiers import TRACKING_CODE_LENGTH
 from ivr.models import (
@@ -262,15 +263,7 @@ class _Generator:
             return "1" + (rng.choice("123456") + str(rng.randint(1, 22)) + "#" if line == "137" else rng.choice("1234")) + "#1"
         if outcome == "follow_up":
             return "2" + str(rng.randrange(10**8, 10**9)) + "#"
-        if outcome == "operator":
-            return rng.choice(("0", "0", "0", "10", "20"))
-        if outcome == "guidance":
-            return rng.choice(("", "9", "99", "*"))
-        if outcome == "dropped":
-            return rng.choice(("", "", "1", "2", "13"))
-        if outcome == "nuisance":
-            return rng.choice(("*", "7", "5555", "#*#", "123"))
-        return rng.choice(("", "0", "1"))
+        return plain_call_keys(outcome, rng)
 
     # ---- messages --------------------------------------------------------------------
 
