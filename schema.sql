@@ -830,3 +830,16 @@ FOR EACH ROW EXECUTE FUNCTION rollup_message_child_changed();
 CREATE TRIGGER rollup_reminders_update AFTER UPDATE OF message_id ON reminders
 FOR EACH ROW WHEN (OLD.message_id IS DISTINCT FROM NEW.message_id)
 EXECUTE FUNCTION rollup_message_child_changed();
+
+-- ---------------------------------------------------------------------------
+-- 0008: deadlines per kind of message on a topic (override the topic's own)
+-- ---------------------------------------------------------------------------
+CREATE TABLE topic_deadlines (
+	topic_id INTEGER NOT NULL,
+	kind VARCHAR(20) NOT NULL,
+	due_working_days SMALLINT NOT NULL,
+	CONSTRAINT pk_topic_deadlines PRIMARY KEY (topic_id, kind),
+	CONSTRAINT ck_topic_deadlines_kind CHECK (kind IN ('criticism', 'suggestion', 'complaint', 'appreciation', 'request')),
+	CONSTRAINT ck_topic_deadlines_days CHECK (due_working_days BETWEEN 1 AND 365),
+	CONSTRAINT fk_topic_deadlines_topic_id_topics FOREIGN KEY(topic_id) REFERENCES topics (id) ON DELETE CASCADE
+);

@@ -834,3 +834,20 @@ class CallOutcomeMonthRollup(Base):
     outcome: Mapped[str] = mapped_column(String(24), primary_key=True)
     first_key: Mapped[str] = mapped_column(String(1), primary_key=True)
     calls: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class TopicDeadline(Base):
+    """A deadline for one kind of message on one topic (e.g. complaints sooner than suggestions).
+
+    It overrides the topic's own `due_working_days` for messages of that kind.
+    """
+
+    __tablename__ = "topic_deadlines"
+    __table_args__ = (
+        CheckConstraint(_in("kind", MESSAGE_KINDS), name="kind"),
+        CheckConstraint("due_working_days BETWEEN 1 AND 365", name="days"),
+    )
+
+    topic_id: Mapped[int] = mapped_column(ForeignKey("topics.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    due_working_days: Mapped[int] = mapped_column(SmallInteger, nullable=False)

@@ -189,3 +189,24 @@ def test_admin_forms_without_csrf_token_change_nothing(admin_client, session_fac
         assert session.scalars(select(User.username)).all() == ["root"]
         assert session.scalars(select(Topic)).all() == [] and session.scalars(select(Holiday)).all() == []
         assert session.scalars(select(WorkingHours)).all() == []
+
+
+def test_admin_topic_gets_its_own_deadline_for_one_kind_of_message(admin_client, session_factory) -> None:
+    from ivr.models import TopicDeadline
+    from ivr.services.deadlines import working_days_to_answer
+
+    _post(admin_client, "/admin/topics", code="staff", line="1888", name="رفتار کارکنان", due_working_days="10")
+    with session_factory() as session:
+        topic_id = session.scalars(select(Topic.id).where(Topic.code == "staff")).one()
+    assert _post(admin_client, f"/admin/topics/{topic_id}/deadlines", kind="complaint", due_working_days="۳").status_code == 302
+    assert "شکایت ۳ روز" in admin_client.get("/admin/topics").get_data(as_text=True)
+    with session_factory() as session:
+        assert working_days_to_answer(session, topic_id, "complaint") == 3
+        assert working_days_to_answer(session, topic_id, "suggestion") == 10
+    resp = _post(admin_client, f"/admin/topics/{topic_id}/deadlines", kind="request", due_working_days="3")
+    assert resp.status_code == 400 and "این نوع پیام در این سامانه نیست." in resp.get_data(as_text=True)
+    assert _post(admin_client, f"/admin/topics/{topic_id}/deadlines", kind="complaint", due_working_days="").status_code == 302
+    with session_factory() as session:
+        assert session.scalars(select(TopicDeadline)).all() == []
+        assert working_days_to_answer(session, topic_id, "complaint") == 10
+    assert _actions(session_factory)[-2:] == ["topic_deadline_set", "topic_deadline_removed"]

@@ -273,3 +273,17 @@ def test_concurrent_claims_and_decisions_on_postgres_let_exactly_one_operator_wi
         with admin_engine.begin() as conn:
             conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         admin_engine.dispose()
+
+
+def test_classify_refer_uses_the_kinds_own_deadline_on_that_topic(db) -> None:
+    from ivr.models import TopicDeadline
+
+    s = seed(db)
+    a, _ = _operators(db)
+    refer = _refer(s)
+    db.add(TopicDeadline(topic_id=refer.topic_id, kind=refer.kind, due_working_days=1))
+    db.flush()
+    screening.classify(db, s.messages[0], a, refer, T0, TZ)
+    referral = db.scalars(select(Referral)).one()
+    # Saturday + 1 working day = Sunday, not the topic's 3 days.
+    assert referral.due_at == datetime(2026, 11, 29, 23, 59, 59, tzinfo=TZ)

@@ -22,7 +22,7 @@ from flask_login import current_user
 from sqlalchemy.orm import Session
 
 from ivr.db import transaction
-from ivr.models import ROLES, UNIT_KINDS
+from ivr.models import MESSAGE_KINDS_1888, ROLES, UNIT_KINDS
 from ivr.services import admin as svc
 from ivr.services import api_tokens
 from web.auth import roles_required
@@ -176,7 +176,11 @@ def _topics_page(error: str | None = None, form: Any = None) -> str:
     with transaction(_sessions(), readonly=True) as session:
         rows = svc.list_topics(session)
         tree = svc.units_tree(session)
-    return render_template("admin/topics.html", topics=rows, tree=tree, error=error, form=form or {})
+        special = svc.kind_deadlines(session)
+    return render_template(
+        "admin/topics.html", topics=rows, tree=tree, special=special, error=error, form=form or {},
+        kinds_1888=MESSAGE_KINDS_1888,
+    )
 
 
 @bp.post("/topics")
@@ -198,6 +202,16 @@ def update_topic(topic_id: int) -> ResponseReturnValue:
         s, current_user.id, topic_id, due_working_days=optional_int(_form("due_working_days")) or 0,
         unit_id=optional_int(_form("unit_id")), active=_form("active") == "1", ip=request.remote_addr,
     ), "موضوع به‌روز شد.")
+
+
+@bp.post("/topics/<int:topic_id>/deadlines")
+@roles_required(*ADMINS)
+def set_topic_deadline(topic_id: int) -> ResponseReturnValue:
+    """Give one kind of message on a topic its own deadline (empty: follow the topic's again)."""
+    days = optional_int(_form("due_working_days"))  # empty: None; not a number: 400
+    return _change("admin.topics", lambda s: svc.set_kind_deadline(
+        s, current_user.id, topic_id, kind=_form("kind"), due_working_days=days, ip=request.remote_addr,
+    ), "مهلت به‌روز شد.")
 
 
 @bp.get("/calendar")

@@ -16,9 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ivr.models import Feedback, Message, Referral, Reminder, Unit, utcnow
-from ivr.services.calendar import due_at
+from ivr.services.deadlines import answer_due_at
 
-DEFAULT_DUE_WORKING_DAYS = 7
 DEFAULT_TZ = "Asia/Tehran"
 
 
@@ -47,10 +46,11 @@ def reopen_at_unit(
     reminder = Reminder(message_id=message.id, unit_id=unit_id, reason=reason, feedback_id=feedback_id, created_at=now)
     session.add(reminder)
     if referral is not None:
-        days = message.topic.due_working_days if message.topic is not None else DEFAULT_DUE_WORKING_DAYS
         referral.closed_at = None
         referral.escalated_at = None
-        referral.due_at = due_at(session, now, days, tz or ZoneInfo(DEFAULT_TZ))
+        referral.due_at = answer_due_at(
+            session, topic_id=message.topic_id, kind=message.kind, start=now, tz=tz or ZoneInfo(DEFAULT_TZ)
+        )
     message.status = "referred"
     message.updated_at = now
     session.flush()

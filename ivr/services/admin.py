@@ -16,7 +16,17 @@ from sqlalchemy.orm import Session
 
 from ivr.config import Settings
 from ivr.identifiers import latin_digits
-from ivr.models import ROLES, UNIT_KINDS, Holiday, Topic, Unit, User, WorkingHours
+from ivr.models import (
+    MESSAGE_KINDS_1888,
+    ROLES,
+    UNIT_KINDS,
+    Holiday,
+    Topic,
+    TopicDeadline,
+    Unit,
+    User,
+    WorkingHours,
+)
 from ivr.prompts import PromptEntry, load_catalogue, prompts_out_dir
 from ivr.services import audit
 from ivr.services.users import MIN_PASSWORD_LENGTH, UserError, add_user, hash_password
@@ -246,6 +256,38 @@ def update_topic(
     after = f"days={due_working_days} unit={unit_id} active={active}"
     audit.record(session, actor_id, "topic_changed", "topic", topic.id, f"{before} -> {after}", ip)
     return topic
+
+
+def kind_deadlines(session: Session) -> dict[int, dict[str, int]]:
+    """Deadlines set for one kind of message on a topic: topic id -> kind -> working days."""
+    out: dict[int, dict[str, int]] = {}
+    for row in session.scalars(select(TopicDeadline).order_by(TopicDeadline.topic_id, TopicDeadline.kind)):
+        out.setdefault(row.topic_id, {})[row.kind] = row.due_working_days
+    return out
+
+
+def set_kind_deadline(
+    session: Session, actor_id: int, topic_id: int, *, kind: str, due_working_days: int | None,
+    ip: str | None = None,
+) -> None:
+    """Give one kind of message on a topic its own deadline, or (None) let it follow the topic's again."""
+    topic = _get(session, Topic, topic_id)
+    assert isinstance(topic, Topic)
+    kinds = MESSAGE_KINDS_1888 if topic.line_code == "1888" else ("request",)
+    if kind not in kinds:
+        raise AdminError("این نوع پیام در این سامانه نیست.")
+    row = session.get(TopicDeadline, (topic_id, kind))
+    if due_working_days is None:
+        if row is not None:
+            session.delete(row)
+            audit.record(session, actor_id, "topic_deadline_removed", "topic", topic_id, f"kind={kind}", ip)
+        return
+    _check_days(due_working_days)
+    if row is None:
+        session.add(TopicDeadline(topic_id=topic_id, kind=kind, due_working_days=due_working_days))
+    else:
+        row.due_working_days = due_working_days
+    audit.record(session, actor_id, "topic_deadline_set", "topic", topic_id, f"kind={kind} days={due_working_days}", ip)
 
 
 # ---- working hours and holidays ---------------------------------------------------------------

@@ -31,11 +31,10 @@ from ivr.models import (
     User,
 )
 from ivr.services import audit
-from ivr.services.calendar import due_at
+from ivr.services.deadlines import answer_due_at
 from ivr.services.messages import register_message
 
 CLAIM_MINUTES = 10
-DEFAULT_DUE_WORKING_DAYS = 7
 SUMMARY_MAX = 500
 BODY_MAX = 4000
 DECISIONS = ("refer", "not_referred")
@@ -311,14 +310,13 @@ def classify(
     session.refresh(message)
     if c.decision == "refer":
         assert unit is not None and topic is not None
-        days = topic.due_working_days or DEFAULT_DUE_WORKING_DAYS
         referral = Referral(
             message_id=message.id,
             unit_id=unit.id,
             manager_id=unit_manager_id(session, unit.id),
             referred_by_id=user_id,
             referred_at=now,
-            due_at=due_at(session, now, days, tz),
+            due_at=answer_due_at(session, topic_id=topic.id, kind=message.kind, start=now, tz=tz),
         )
         session.add(referral)
         session.flush()
