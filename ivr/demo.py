@@ -27,7 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jdatetime
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from ivr.identifiers import new_tracking_code
@@ -1224,13 +1224,18 @@ class _DemoCity:
         )
         self.count("feedback", len(feedback_ids))
 
-        # A dissatisfied 137 caller re-opens the request at the same unit, not a new message.
-        reminder_rows = []
+        # A dissatisfied 137 caller re-opens the request at the same unit, not a new message:
+        # either the unit has answered again (a second reply closes the referral and the
+        # reminder), or the request is back in its inbox with a new deadline.
+        referral_of = {m.id: rid for m, rid in zip(referred, referral_ids, strict=True)}
+        reminder_rows, again, reopened = [], [], []
         for (message, _), feedback_id in zip(rated, feedback_ids, strict=True):
             if message.satisfied or message.line != "137":
                 continue
-            assert message.feedback_at is not None
-            resolved = message.feedback_at + timedelta(days=rng.uniform(1, 6))
+            assert message.feedback_at is not None and message.topic is not None
+            resolved: datetime | None = message.feedback_at + timedelta(days=rng.uniform(1, 6))
+            if not (resolved < self.now and rng.random() < 0.5):
+                resolved = None
             reminder_rows.append(
                 {
                     "message_id": message.id,
@@ -1238,11 +1243,31 @@ class _DemoCity:
                     "reason": "dissatisfied",
                     "feedback_id": feedback_id,
                     "created_at": message.feedback_at,
-                    "resolved_at": resolved if resolved < self.now and rng.random() < 0.5 else None,
+                    "resolved_at": resolved,
                 }
             )
+            referral_id = referral_of[message.id]
+            if resolved is not None:
+                again.append({
+                    "message_id": message.id, "referral_id": referral_id, "author_id": self.manager_of(message),
+                    "text": rng.choice(REPLY_TEXTS[message.line]), "created_at": resolved, "heard_at": None,
+                })
+                self.session.execute(update(Referral).where(Referral.id == referral_id).values(closed_at=resolved))
+            else:
+                message.status = "referred"
+                due = self.due(message.feedback_at, self.topics[message.topic].due_working_days)
+                reopened.append(message.id)
+                self.session.execute(
+                    update(Referral).where(Referral.id == referral_id).values(closed_at=None, due_at=due, escalated_at=None)
+                )
         _insert(self.session, Reminder, reminder_rows)
         self.count("reminders", len(reminder_rows))
+        if again:
+            again_ids = _insert(self.session, Reply, again, key="message_id")
+            self.replies += [(rid, r["text"], r["created_at"]) for r, rid in zip(again, again_ids, strict=True)]
+            self.count("replies", len(again_ids))
+        if reopened:
+            self.session.execute(update(Message).where(Message.id.in_(reopened)).values(status="referred"))
         self.write_sms(planned)
 
     def write_sms(self, planned: list[_Message]) -> None:

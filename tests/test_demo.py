@@ -334,15 +334,25 @@ def test_load_demo_replies_follow_referral_and_most_are_answered(demo: Demo) -> 
     ).all()
     statuses = Counter(demo.db.scalars(select(Message.status).where(Message.status.in_(REFERRED))))
 
-    assert len(rows) == statuses["answered"] + statuses["closed"]
+    reopened = set(demo.db.scalars(select(Reminder.message_id).where(Reminder.resolved_at.is_(None))))
+    replied = {message.id for _, _, message in rows}
+    assert len(replied) == statuses["answered"] + statuses["closed"] + len(reopened)
+    assert reopened <= replied
     assert statuses["answered"] + statuses["closed"] > 3 * statuses["referred"]
+    latest: dict[int, Reply] = {}
     for reply, referral, message in rows:
         assert reply.message_id == referral.message_id == message.id
         assert referral.referred_at < reply.created_at < NOW
-        assert referral.closed_at == reply.created_at
         assert reply.author_id == referral.manager_id
         assert reply.text
-    late = [r for r, ref, _ in rows if r.created_at > ref.due_at]
+        if message.id not in latest or reply.created_at > latest[message.id].created_at:
+            latest[message.id] = reply
+    for _reply, referral, message in rows:
+        if message.id in reopened:
+            assert referral.closed_at is None and message.status == "referred"
+        else:
+            assert referral.closed_at == latest[message.id].created_at
+    late = [r for r, ref, _ in rows if ref.closed_at is not None and r.created_at > ref.due_at]
     assert 0 < len(late) < len(rows) / 3
 
 
@@ -379,6 +389,16 @@ def test_load_demo_reminders_reopen_dissatisfied_137_requests_at_the_same_unit(
         assert message.line_code == "137"
         assert reminder.unit_id == message.unit_id
         assert reminder.reason == "dissatisfied"
+        referral = demo.db.scalars(select(Referral).where(Referral.message_id == message.id)).one()
+        replies = demo.db.scalars(select(Reply).where(Reply.message_id == message.id).order_by(Reply.created_at)).all()
+        if reminder.resolved_at is None:
+            # Back in the unit's inbox with a new deadline after the reminder.
+            assert message.status == "referred" and referral.closed_at is None
+            assert referral.due_at > reminder.created_at and len(replies) == 1
+        else:
+            # The unit answered again: a second reply closed it.
+            assert len(replies) == 2 and replies[1].created_at == reminder.resolved_at == referral.closed_at
+    assert {r.resolved_at is None for r, _, _ in rows} == {True, False}
 
 
 def test_load_demo_citizens_have_unique_mobile_numbers(demo: Demo) -> None:
