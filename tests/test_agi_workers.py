@@ -1,6 +1,7 @@
 """`ivr agi serve --workers 2`: two FastAGI processes on one port, supervised, over real TCP."""
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -15,6 +16,7 @@ import psutil
 import pytest
 
 from ivr.config import load_settings
+from ivr.drivers.agi.workers import worker_log_format
 from tests.fakes import FakeAsteriskCall, _encode, press, run_fake_call_tcp
 
 pytestmark = pytest.mark.slow
@@ -248,3 +250,12 @@ def test_workers_setting_defaults_to_the_cpu_count_and_is_checked() -> None:
     assert load_settings({"IVR_AGI_WORKERS": "3"}, dotenv=False).agi_workers == 3
     with pytest.raises(ConfigError, match="^IVR_AGI_WORKERS: must be between 1 and 256, got 0$"):
         load_settings({"IVR_AGI_WORKERS": "0"}, dotenv=False)
+
+
+def test_worker_log_lines_name_the_worker_and_its_pid() -> None:
+    # Several workers write to one stderr: without this nobody can tell which one served a call.
+    record = logging.LogRecord("ivr.calls", logging.INFO, __file__, 1, "call %s: done", ("1795962700.1",), None)
+    record.process = 9014
+    line = logging.Formatter(worker_log_format(1)).format(record)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO agi-worker-1\[9014\] ivr\.calls: call 1795962700\.1: done",
+                        line), line

@@ -36,7 +36,9 @@ from ivr.config import Settings
 
 log = logging.getLogger(__name__)
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Every worker writes to the supervisor's stderr: each line names its worker, so a call's log can
+# be told apart from another worker's and matched with `ss -tnp` (which shows the pid).
+LOG_FORMAT = "%(asctime)s %(levelname)s agi-worker-{index}[%(process)d] %(name)s: %(message)s"
 START_TIMEOUT_SECONDS = 120.0  # a worker imports the project and opens the database first
 YOUNG_SECONDS = 10.0  # a worker that dies younger than this counts towards the back-off
 MAX_RESTART_DELAY_SECONDS = 30.0
@@ -63,7 +65,7 @@ def run_worker(
     Worker 0 also replays the spool, so only one process replays at a time.
     `on_server` (the benchmark's hook) sees the server before it accepts calls.
     """
-    logging.basicConfig(level=log_level, format=LOG_FORMAT)
+    logging.basicConfig(level=log_level, format=worker_log_format(index))
     from ivr.calls import build_runner
     from ivr.drivers.agi.handler import SpoolReplayer, build_call_handler
     from ivr.drivers.agi.server import build_agi_server
@@ -97,6 +99,11 @@ def run_worker(
     server.shutdown(grace)
     if replayer is not None:
         replayer.stop()
+
+
+def worker_log_format(index: int) -> str:
+    """The logging format of worker `index`: its lines carry the worker's number and pid."""
+    return LOG_FORMAT.replace("{index}", str(index))
 
 
 def freeze_startup_objects() -> None:
