@@ -242,6 +242,22 @@ def test_workers_port_taken_is_one_clear_error(tmp_path: Path) -> None:
     assert result.stdout == ""
 
 
+def test_workers_second_server_on_the_same_port_is_refused(server: Server, tmp_path: Path) -> None:
+    # Seen against Asterisk: with SO_REUSEPORT a second `ivr agi serve --workers 2` on the port of a
+    # running one started without a word, and Asterisk's calls were shared between the two servers.
+    env = dict(os.environ, IVR_VAR_DIR=str(tmp_path / "var2"), IVR_DATA_DIR=str(tmp_path / "data2"))
+    env.pop("IVR_DATABASE_URL", None)
+    ivr = str(Path(sys.executable).with_name("ivr"))
+    result = subprocess.run([ivr, "agi", "serve", "--workers", "2", "--port", str(server.port)], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"ivr: error: [Errno 98] another `ivr agi serve` already serves 127.0.0.1:{server.port}")
+    assert result.stdout == ""
+    assert len(worker_pids(server.proc.pid)) == 2  # the first server goes on untouched
+    assert _sent_to_operator(server.call([press("0")]))
+
+
 def test_workers_setting_defaults_to_the_cpu_count_and_is_checked() -> None:
     from ivr.config import ConfigError
 

@@ -18,6 +18,7 @@ no other program can take the port while a worker is being restarted.
 """
 from __future__ import annotations
 
+import errno
 import gc
 import logging
 import multiprocessing
@@ -149,6 +150,11 @@ class Supervisor:
         self._context = multiprocessing.get_context("spawn")
         self._reservation = _reserve_port(settings.agi_host, settings.agi_port)
         self._address: tuple[str, int] = self._reservation.getsockname()[:2]
+        try:
+            self._claim = _claim_address(*self._address)
+        except OSError:
+            self._reservation.close()
+            raise
         self._settings = settings.with_(agi_port=self._address[1])
         self._workers: dict[int, _Worker] = {}
         self._lock = threading.Lock()
@@ -229,6 +235,7 @@ class Supervisor:
         self._stopped.wait(5.0)
         self._terminate_all(self._grace if grace is None else grace)
         self._reservation.close()
+        self._claim.close()
 
     def _terminate_all(self, grace: float) -> None:
         with self._lock:
@@ -273,6 +280,24 @@ class Supervisor:
             worker.ready = None
         log.info("AGI worker %d (pid %s) listening", worker.index, worker.pid)
         return True
+
+
+def _claim_address(host: str, port: int) -> socket.socket:
+    """An abstract Unix socket named after the address: a second supervisor for it fails at once.
+
+    SO_REUSEPORT lets any process of the same user join the port: without this, a second
+    `ivr agi serve` (a manual run beside the service, an old one that did not stop) would start
+    without a word and silently take part of the calls. The name goes with the process.
+    """
+    claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        claim.bind(f"\0ivr-agi:{host}:{port}")
+    except OSError as exc:
+        claim.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise OSError(errno.EADDRINUSE, f"another `ivr agi serve` already serves {host}:{port}") from None
+        raise
+    return claim
 
 
 def _reserve_port(host: str, port: int) -> socket.socket:
