@@ -1,6 +1,7 @@
 """`ivr agi serve --workers 2`: two FastAGI processes on one port, supervised, over real TCP."""
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -15,6 +16,7 @@ import psutil
 import pytest
 
 from ivr.config import load_settings
+from ivr.drivers.agi.workers import worker_log_format
 from tests.fakes import FakeAsteriskCall, _encode, press, run_fake_call_tcp
 
 pytestmark = pytest.mark.slow
@@ -240,6 +242,22 @@ def test_workers_port_taken_is_one_clear_error(tmp_path: Path) -> None:
     assert result.stdout == ""
 
 
+def test_workers_second_server_on_the_same_port_is_refused(server: Server, tmp_path: Path) -> None:
+    # Seen against Asterisk: with SO_REUSEPORT a second `ivr agi serve --workers 2` on the port of a
+    # running one started without a word, and Asterisk's calls were shared between the two servers.
+    env = dict(os.environ, IVR_VAR_DIR=str(tmp_path / "var2"), IVR_DATA_DIR=str(tmp_path / "data2"))
+    env.pop("IVR_DATABASE_URL", None)
+    ivr = str(Path(sys.executable).with_name("ivr"))
+    result = subprocess.run([ivr, "agi", "serve", "--workers", "2", "--port", str(server.port)], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"ivr: error: [Errno 98] another `ivr agi serve` already serves 127.0.0.1:{server.port}")
+    assert result.stdout == ""
+    assert len(worker_pids(server.proc.pid)) == 2  # the first server goes on untouched
+    assert _sent_to_operator(server.call([press("0")]))
+
+
 def test_workers_setting_defaults_to_the_cpu_count_and_is_checked() -> None:
     from ivr.config import ConfigError
 
@@ -248,3 +266,12 @@ def test_workers_setting_defaults_to_the_cpu_count_and_is_checked() -> None:
     assert load_settings({"IVR_AGI_WORKERS": "3"}, dotenv=False).agi_workers == 3
     with pytest.raises(ConfigError, match="^IVR_AGI_WORKERS: must be between 1 and 256, got 0$"):
         load_settings({"IVR_AGI_WORKERS": "0"}, dotenv=False)
+
+
+def test_worker_log_lines_name_the_worker_and_its_pid() -> None:
+    # Several workers write to one stderr: without this nobody can tell which one served a call.
+    record = logging.LogRecord("ivr.calls", logging.INFO, __file__, 1, "call %s: done", ("1795962700.1",), None)
+    record.process = 9014
+    line = logging.Formatter(worker_log_format(1)).format(record)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO agi-worker-1\[9014\] ivr\.calls: call 1795962700\.1: done",
+                        line), line

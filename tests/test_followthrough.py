@@ -1,7 +1,9 @@
 """Follow-through: reply notice, survey by SMS, reminders to the same unit, escalation, field checks."""
 from __future__ import annotations
 
+import grp
 import itertools
+import stat
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config import Settings
+from ivr.followthrough import notices
 from ivr.followthrough.escalation import list_escalations, sweep_overdue
 from ivr.followthrough.inspections import (
     InspectionError,
@@ -463,6 +466,51 @@ def test_call_file_text_uses_the_trunk_pattern(settings: Settings, tmp_path: Pat
     assert text.splitlines()[:2] == ["Channel: SIP/trunk/09120000000", 'CallerID: "1888" <1888>']
     path = write_call_file(tmp_path / "spool", "x.call", text)
     assert path.read_text() == text
+
+
+def _spool_for_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, euid: int) -> tuple[Path, list]:
+    """A spool folder and the server's user id `euid`; the file ownership changes are recorded."""
+    spool = tmp_path / "outgoing"
+    spool.mkdir()
+    changed: list[tuple[int, int]] = []
+    monkeypatch.setattr(notices.os, "geteuid", lambda: euid)
+    monkeypatch.setattr(notices.os, "fchown", lambda fd, uid, gid: changed.append((uid, gid)))
+    return spool, changed
+
+
+def test_call_file_as_root_is_given_to_the_spool_folder_owner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Seen on Asterisk 22 running as its own user: a 0600 call file of another user is "Unable to
+    # open ... Permission denied, deleting", and one it cannot append StartRetry to rings for ever.
+    spool, changed = _spool_for_user(tmp_path, monkeypatch, euid=0)
+    path = write_call_file(spool, "x.call", "Channel: Local/1@x\n")
+    assert changed == [(spool.stat().st_uid, spool.stat().st_gid)]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o660
+    assert path.read_text() == "Channel: Local/1@x\n"
+
+
+def test_call_file_as_another_user_takes_the_spool_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spool, changed = _spool_for_user(tmp_path, monkeypatch, euid=1000)
+    path = write_call_file(spool, "x.call", "x\n")
+    assert changed == [(-1, spool.stat().st_gid)]  # the group only: a non-root user cannot give files away
+    assert stat.S_IMODE(path.stat().st_mode) == 0o660
+
+
+def test_call_file_that_asterisk_could_not_read_is_refused_with_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool, _ = _spool_for_user(tmp_path, monkeypatch, euid=1000)
+
+    def refuse(fd: int, uid: int, gid: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(notices.os, "fchown", refuse)
+    with pytest.raises(PermissionError) as err:
+        write_call_file(spool, "x.call", "x\n")
+    group = grp.getgrgid(spool.stat().st_gid).gr_name
+    assert str(err.value) == (f"cannot give call files the group {group} of {spool}: "
+                              "the server's user must be a member, or Asterisk cannot read them")
+    assert list(spool.iterdir()) == []
+    assert list((tmp_path / ".outgoing.staging").iterdir()) == []  # nothing half-written left behind
 
 
 # ---- settings, the scheduler and the command ------------------------------------------------

@@ -11,6 +11,7 @@ then tracks delivery; `sent`: Twilio accepted the call; `failed`: with the error
 """
 from __future__ import annotations
 
+import grp
 import logging
 import os
 import tempfile
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 NOTICE_PURPOSE = "reply_notice"
 NOTICE_CONTEXT = "ivr-reply-notice"
+CALL_FILE_MODE = 0o660  # Asterisk reads the file and appends its retries to it
 FOLLOW_UP_KEY = "2"
 NOTICE_TEXT = (
     "شهروند گرامی، پاسخ پیام شما با کد رهگیری {code} آماده است. برای شنیدن آن با سامانه {line} "
@@ -74,11 +76,40 @@ def call_file_text(*, number: str, reply_id: int, tracking_code: str, audio: Pat
     ])
 
 
+def give_call_file_to_spool(fd: int, spool_dir: Path) -> None:
+    """Give an open call file the spool folder's group (and owner, when running as root), mode 0660.
+
+    Asterisk, running as its own user, must read the file and append its `StartRetry` lines to
+    it: they are how it counts `MaxRetries`. A file it can read but not append to is retried for
+    ever; one it cannot read (mkstemp's 0600) is deleted unplayed. Only the owner may set the file's
+    time (Asterisk's retry clock), so as root the file also takes the folder's owner; otherwise
+    Asterisk logs "Unable to set utime" on each attempt, which is harmless.
+    Raises PermissionError when this user may not give the file that group (not a member).
+    """
+    folder = spool_dir.stat()
+    os.fchmod(fd, CALL_FILE_MODE)
+    try:
+        os.fchown(fd, folder.st_uid if os.geteuid() == 0 else -1, folder.st_gid)
+    except PermissionError:
+        raise PermissionError(
+            f"cannot give call files the group {_group_name(folder.st_gid)} of {spool_dir}: "
+            "the server's user must be a member, or Asterisk cannot read them"
+        ) from None
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
 def write_call_file(spool_dir: Path, name: str, text: str) -> Path:
     """Write a call file atomically: into a staging folder beside the spool, then renamed in.
 
     Asterisk reads a call file as soon as it appears, so it must never see a half-written one;
-    the staging folder is on the same file system, so the rename is atomic.
+    the staging folder is on the same file system, so the rename is atomic. The file is made
+    Asterisk's to read and append to (see `give_call_file_to_spool`).
     """
     spool_dir.mkdir(parents=True, exist_ok=True)
     staging = spool_dir.parent / f".{spool_dir.name}.staging"
@@ -86,6 +117,7 @@ def write_call_file(spool_dir: Path, name: str, text: str) -> Path:
     fd, tmp = tempfile.mkstemp(dir=staging, suffix=".call")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
+            give_call_file_to_spool(f.fileno(), spool_dir)
             f.write(text)
             f.flush()
             os.fsync(f.fileno())

@@ -18,6 +18,7 @@ no other program can take the port while a worker is being restarted.
 """
 from __future__ import annotations
 
+import errno
 import gc
 import logging
 import multiprocessing
@@ -36,7 +37,9 @@ from ivr.config import Settings
 
 log = logging.getLogger(__name__)
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Every worker writes to the supervisor's stderr: each line names its worker, so a call's log can
+# be told apart from another worker's and matched with `ss -tnp` (which shows the pid).
+LOG_FORMAT = "%(asctime)s %(levelname)s agi-worker-{index}[%(process)d] %(name)s: %(message)s"
 START_TIMEOUT_SECONDS = 120.0  # a worker imports the project and opens the database first
 YOUNG_SECONDS = 10.0  # a worker that dies younger than this counts towards the back-off
 MAX_RESTART_DELAY_SECONDS = 30.0
@@ -63,7 +66,7 @@ def run_worker(
     Worker 0 also replays the spool, so only one process replays at a time.
     `on_server` (the benchmark's hook) sees the server before it accepts calls.
     """
-    logging.basicConfig(level=log_level, format=LOG_FORMAT)
+    logging.basicConfig(level=log_level, format=worker_log_format(index))
     from ivr.calls import build_runner
     from ivr.drivers.agi.handler import SpoolReplayer, build_call_handler
     from ivr.drivers.agi.server import build_agi_server
@@ -97,6 +100,11 @@ def run_worker(
     server.shutdown(grace)
     if replayer is not None:
         replayer.stop()
+
+
+def worker_log_format(index: int) -> str:
+    """The logging format of worker `index`: its lines carry the worker's number and pid."""
+    return LOG_FORMAT.replace("{index}", str(index))
 
 
 def freeze_startup_objects() -> None:
@@ -142,6 +150,11 @@ class Supervisor:
         self._context = multiprocessing.get_context("spawn")
         self._reservation = _reserve_port(settings.agi_host, settings.agi_port)
         self._address: tuple[str, int] = self._reservation.getsockname()[:2]
+        try:
+            self._claim = _claim_address(*self._address)
+        except OSError:
+            self._reservation.close()
+            raise
         self._settings = settings.with_(agi_port=self._address[1])
         self._workers: dict[int, _Worker] = {}
         self._lock = threading.Lock()
@@ -222,6 +235,7 @@ class Supervisor:
         self._stopped.wait(5.0)
         self._terminate_all(self._grace if grace is None else grace)
         self._reservation.close()
+        self._claim.close()
 
     def _terminate_all(self, grace: float) -> None:
         with self._lock:
@@ -266,6 +280,24 @@ class Supervisor:
             worker.ready = None
         log.info("AGI worker %d (pid %s) listening", worker.index, worker.pid)
         return True
+
+
+def _claim_address(host: str, port: int) -> socket.socket:
+    """An abstract Unix socket named after the address: a second supervisor for it fails at once.
+
+    SO_REUSEPORT lets any process of the same user join the port: without this, a second
+    `ivr agi serve` (a manual run beside the service, an old one that did not stop) would start
+    without a word and silently take part of the calls. The name goes with the process.
+    """
+    claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        claim.bind(f"\0ivr-agi:{host}:{port}")
+    except OSError as exc:
+        claim.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise OSError(errno.EADDRINUSE, f"another `ivr agi serve` already serves {host}:{port}") from None
+        raise
+    return claim
 
 
 def _reserve_port(host: str, port: int) -> socket.socket:
