@@ -571,7 +571,10 @@ def followthrough_sweep(ctx: click.Context) -> None:
             jobs.drain(60)  # the SMS it queued are sent before the command ends
     finally:
         jobs.close()
-    click.echo(f"{result['escalated']} escalated, {result['surveys']} surveys sent")
+    click.echo(
+        f"{result['escalated']} escalated, {result['surveys']} surveys sent, "
+        f"{result['notice_calls']} notice calls settled"
+    )
 
 
 # ---- console: API tokens --------------------------------------------------------------------

@@ -101,6 +101,11 @@ class Settings:
         return self.call_spool_dir or self.data_dir / "outgoing"
 
     @property
+    def finished_call_dir(self) -> Path:
+        """Where Asterisk archives call files it has finished (`outgoing_done`, beside the outgoing spool)."""
+        return self.outgoing_call_dir.parent / "outgoing_done"
+
+    @property
     def inspection_photos_dir(self) -> Path:
         """Where field inspectors' photos are stored."""
         return self.data_dir / "inspections"

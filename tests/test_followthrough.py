@@ -231,6 +231,34 @@ def test_call_notice_writes_an_asterisk_call_file_atomically(settings: Settings,
     assert send_reply_notice(db, QueuedJobs(), settings, reply.id).id == notice.id  # once per reply
 
 
+def test_call_notice_outcome_is_read_from_the_file_asterisk_archived(
+    settings: Settings, db: Session, tmp_path: Path
+) -> None:
+    from ivr.followthrough.notices import collect_call_outcomes
+
+    settings = settings.with_(notice_channel="call", call_spool_dir=tmp_path / "outgoing")
+    reply, _ = _reply_with_audio(db, settings)
+    notice = send_reply_notice(db, QueuedJobs(), settings, reply.id)
+    done = tmp_path / "outgoing_done"
+    assert settings.finished_call_dir == done
+    assert collect_call_outcomes(db, settings) == 0  # Asterisk has not finished it: still queued
+    done.mkdir()
+    text = (tmp_path / "outgoing" / notice.call_ref).read_text()
+    # What pbx_spool appends before archiving: one StartRetry per attempt, then the outcome.
+    (done / notice.call_ref).write_text(text + "StartRetry: 100 1 (1764400000)\nStatus: Expired\n")
+    assert collect_call_outcomes(db, settings) == 1
+    assert (notice.status, notice.error) == ("failed", "Asterisk: no answer after every retry")
+    assert collect_call_outcomes(db, settings) == 0  # settled once
+
+    answered = ReplyNotice(reply_id=reply.id, message_id=notice.message_id, channel="call", attempt=2,
+                           status="queued", call_ref="../../etc/reply-x-2.call")
+    db.add(answered)
+    db.flush()
+    (done / "reply-x-2.call").write_text("Channel: x\nStatus: Completed\n")  # read by its file name only
+    assert collect_call_outcomes(db, settings) == 1
+    assert (answered.status, answered.error) == ("sent", None)
+
+
 def test_call_notice_through_twilio_records_the_call_sid(settings: Settings, db: Session) -> None:
     settings = settings.with_(notice_channel="call", sms_backend="twilio", public_base_url="https://ivr.example.org",
                               twilio_numbers=(("+982112345678", "137"),))
@@ -583,5 +611,5 @@ def test_sweep_command_escalates_and_reports(settings: Settings, tmp_path: Path)
     first = CliRunner().invoke(main, ["followthrough", "sweep"], obj={"settings": settings})
     second = CliRunner().invoke(main, ["followthrough", "sweep"], obj={"settings": settings})
     engine.dispose()
-    assert (first.exit_code, first.output) == (0, "1 escalated, 0 surveys sent\n")
-    assert (second.exit_code, second.output) == (0, "0 escalated, 0 surveys sent\n")
+    assert (first.exit_code, first.output) == (0, "1 escalated, 0 surveys sent, 0 notice calls settled\n")
+    assert (second.exit_code, second.output) == (0, "0 escalated, 0 surveys sent, 0 notice calls settled\n")

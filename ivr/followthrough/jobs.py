@@ -7,7 +7,7 @@ from typing import Any
 from ivr.db import transaction
 from ivr.followthrough.escalation import sweep_overdue
 from ivr.followthrough.inspections import sample_for_inspection
-from ivr.followthrough.notices import NoticeError, send_reply_notice
+from ivr.followthrough.notices import NoticeError, collect_call_outcomes, send_reply_notice
 from ivr.followthrough.surveys import schedule_survey, send_due_surveys
 from ivr.models import Citizen, Reply
 
@@ -47,6 +47,8 @@ def followthrough_sweep_job(ctx: Any) -> dict[str, int]:
         escalated = len(sweep_overdue(session, ctx.jobs))
     with transaction(ctx.session_factory) as session:
         surveys = send_due_surveys(session, ctx.jobs, ctx.settings)
-    if escalated or surveys:
-        log.info("sweep: %d escalated, %d surveys sent", escalated, surveys)
-    return {"escalated": escalated, "surveys": surveys}
+    with transaction(ctx.session_factory) as session:
+        calls = collect_call_outcomes(session, ctx.settings)
+    if escalated or surveys or calls:
+        log.info("sweep: %d escalated, %d surveys sent, %d notice calls settled", escalated, surveys, calls)
+    return {"escalated": escalated, "surveys": surveys, "notice_calls": calls}

@@ -195,3 +195,37 @@ def send_reply_notice(
     session.add(notice)
     session.flush()
     return notice
+
+
+# Asterisk's pbx_spool appends "Status: <outcome>" to a call file it archives (Archive: yes).
+_CALL_OUTCOMES = {"Completed": ("sent", None), "Expired": ("failed", "Asterisk: no answer after every retry"),
+                  "Failed": ("failed", "Asterisk: the call could not be placed")}
+
+
+def collect_call_outcomes(session: Session, settings: Settings) -> int:
+    """Record what Asterisk did with each notice call file it has archived; the number of notices updated."""
+    done_dir = settings.finished_call_dir
+    if not done_dir.is_dir():
+        return 0
+    waiting = session.scalars(
+        select(ReplyNotice).where(
+            ReplyNotice.channel == "call", ReplyNotice.status == "queued", ReplyNotice.call_ref.is_not(None)
+        )
+    ).all()
+    updated = 0
+    for notice in waiting:
+        path = done_dir / Path(notice.call_ref or "").name  # only a file name, never a path from elsewhere
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except (FileNotFoundError, IsADirectoryError):
+            continue
+        except OSError as exc:
+            log.warning("notice %s: cannot read %s: %s", notice.id, path, exc)
+            continue
+        statuses = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Status:")]
+        if not statuses or statuses[-1] not in _CALL_OUTCOMES:
+            continue
+        notice.status, notice.error = _CALL_OUTCOMES[statuses[-1]]
+        updated += 1
+    session.flush()
+    return updated
