@@ -758,7 +758,27 @@ class CallOutcomeRollup(Base):
     calls: Mapped[int] = mapped_column(Integer, nullable=False)
 
 
-class MessageRollup(Base):
+class _MessageCell:
+    """The cell (line, kind, topic, district, unit) and counters shared by the daily and monthly message rollups."""
+
+    line_code: Mapped[str] = mapped_column(String(4), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    topic_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    district: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    unit_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    registered: Mapped[int] = mapped_column(Integer, nullable=False)
+    referred: Mapped[int] = mapped_column(Integer, nullable=False)
+    not_referred_incomplete_message: Mapped[int] = mapped_column(Integer, nullable=False)
+    not_referred_incomplete_caller: Mapped[int] = mapped_column(Integer, nullable=False)
+    not_referred_duplicate: Mapped[int] = mapped_column(Integer, nullable=False)
+    not_referred_irrelevant: Mapped[int] = mapped_column(Integer, nullable=False)
+    answered: Mapped[int] = mapped_column(Integer, nullable=False)
+    feedback: Mapped[int] = mapped_column(Integer, nullable=False)
+    satisfied: Mapped[int] = mapped_column(Integer, nullable=False)
+    reminders: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class MessageRollup(_MessageCell, Base):
     """Messages registered per Tehran day and cell (line, kind, topic, district, unit), and their fate.
 
     `referred` and `answered` count messages with at least one referral or reply;
@@ -770,45 +790,15 @@ class MessageRollup(Base):
     __table_args__ = (Index(None, "unit_id", "day"),)
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
-    line_code: Mapped[str] = mapped_column(String(4), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
-    topic_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    district: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
-    unit_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    registered: Mapped[int] = mapped_column(Integer, nullable=False)
-    referred: Mapped[int] = mapped_column(Integer, nullable=False)
-    not_referred_incomplete_message: Mapped[int] = mapped_column(Integer, nullable=False)
-    not_referred_incomplete_caller: Mapped[int] = mapped_column(Integer, nullable=False)
-    not_referred_duplicate: Mapped[int] = mapped_column(Integer, nullable=False)
-    not_referred_irrelevant: Mapped[int] = mapped_column(Integer, nullable=False)
-    answered: Mapped[int] = mapped_column(Integer, nullable=False)
-    feedback: Mapped[int] = mapped_column(Integer, nullable=False)
-    satisfied: Mapped[int] = mapped_column(Integer, nullable=False)
-    reminders: Mapped[int] = mapped_column(Integer, nullable=False)
 
 
-class MessageMonthRollup(Base):
+class MessageMonthRollup(_MessageCell, Base):
     """rollup_messages summed per Gregorian month (first day): long periods read 12 rows a cell a year."""
 
     __tablename__ = "rollup_messages_monthly"
     __table_args__ = (Index(None, "unit_id", "month"),)
 
     month: Mapped[date] = mapped_column(Date, primary_key=True)
-    line_code: Mapped[str] = mapped_column(String(4), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
-    topic_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    district: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
-    unit_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    registered: Mapped[int] = mapped_column(Integer, nullable=False)
-    referred: Mapped[int] = mapped_column(Integer, nullable=False)
-    not_referred_incomplete_message: Mapped[int] = mapped_column(Integer, nullable=False)
-    not_referred_incomplete_caller: Mapped[int] = mapped_column(Integer, nullable=False)
-    not_referred_duplicate: Mapped[int] = mapped_column(Integer, nullable=False)
-    not_referred_irrelevant: Mapped[int] = mapped_column(Integer, nullable=False)
-    answered: Mapped[int] = mapped_column(Integer, nullable=False)
-    feedback: Mapped[int] = mapped_column(Integer, nullable=False)
-    satisfied: Mapped[int] = mapped_column(Integer, nullable=False)
-    reminders: Mapped[int] = mapped_column(Integer, nullable=False)
 
 
 class CallHourMonthRollup(Base):
