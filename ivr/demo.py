@@ -30,7 +30,7 @@ import jdatetime
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from ivr.identifiers import new_tracking_code
+from ivr.identifiers import new_tracking_code, persian_digits
 from ivr.models import (
     CASE_STAGES,
     Base,
@@ -57,7 +57,6 @@ from ivr.services.users import add_user
 
 TEHRAN = ZoneInfo("Asia/Tehran")
 DAYS = 30
-_FA_DIGITS = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
 
 # ---- the city ------------------------------------------------------------------------
 
@@ -386,7 +385,7 @@ def _district_code(district: int) -> str:
 
 def _fa(number: int) -> str:
     """A number in Persian digits, as names show it."""
-    return str(number).translate(_FA_DIGITS)
+    return persian_digits(str(number))
 
 
 def _apportion(total: int, shares: dict[str, float]) -> dict[str, int]:
@@ -1288,7 +1287,7 @@ class _DemoCity:
                 )
             if m.reply_at is not None:
                 ready = (
-                    f"پاسخ پیام {m.code} آماده است؛ با سامانه {m.line.translate(_FA_DIGITS)}"
+                    f"پاسخ پیام {m.code} آماده است؛ با سامانه {persian_digits(m.line)}"
                     " تماس بگیرید"
                     " و کد رهگیری را وارد کنید."
                 )

@@ -19,6 +19,14 @@ class InvalidIdentifier(ValueError):
     """A code, phone number or national id that cannot be right."""
 
 
+_TO_PERSIAN_DIGITS = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
+
+
+def persian_digits(text: str) -> str:
+    """ASCII digits written as Persian digits (what citizens read); other characters kept."""
+    return text.translate(_TO_PERSIAN_DIGITS)
+
+
 def latin_digits(text: str) -> str:
     """Persian and Arabic-Indic digits turned into ASCII digits; other characters kept."""
     return text.translate(_PERSIAN_DIGITS)

@@ -7,12 +7,12 @@ from zoneinfo import ZoneInfo
 
 import jdatetime
 
-FA_DIGITS = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
+from ivr.identifiers import persian_digits
 
 
 def fa_digits(value: Any) -> str:
     """Any value as text with Persian digits."""
-    return "" if value is None else str(value).translate(FA_DIGITS)
+    return "" if value is None else persian_digits(str(value))
 
 
 def fa_num(value: Any) -> str:

@@ -18,7 +18,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from ivr.db import transaction
-from ivr.identifiers import latin_digits
+from ivr.identifiers import latin_digits, persian_digits
 from ivr.models import utcnow
 from ivr.services import screening
 from web.auth import roles_required
@@ -217,7 +217,7 @@ def classify(message_id: int) -> ResponseReturnValue:
     except screening.ScreeningError as exc:
         return _render_message(message_id, str(exc), request.form, 400)
     done = "ارجاع شد" if c.decision == "refer" else "بدون ارجاع بسته شد"
-    flash(f"پیام {code} {done}.".translate(str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")), "info")
+    flash(persian_digits(f"پیام {code} {done}."), "info")
     return redirect(url_for("screening.queue"))
 
 

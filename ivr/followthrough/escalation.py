@@ -18,13 +18,13 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, aliased
 
+from ivr.identifiers import persian_digits
 from ivr.models import Escalation, Message, Referral, Unit, User, utcnow
 
 log = logging.getLogger(__name__)
 
 ESCALATION_PURPOSE = "escalation"
 ESCALATION_TEXT = "پیام با کد رهگیری {code} در «{unit}» از مهلت پاسخ گذشته و به واحد شما ارجاع شد."
-_FA_DIGITS = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
 
 
 def sweep_overdue(session: Session, jobs: Any, now: datetime | None = None) -> list[int]:
@@ -61,7 +61,7 @@ def sweep_overdue(session: Session, jobs: Any, now: datetime | None = None) -> l
             code = session.scalar(select(Message.tracking_code).where(Message.id == message_id)) or ""
             try:
                 sms = queue_sms(session, jobs, phone=manager.phone or "", purpose=ESCALATION_PURPOSE,
-                                body=ESCALATION_TEXT.format(code=code.translate(_FA_DIGITS), unit=unit.name))
+                                body=ESCALATION_TEXT.format(code=persian_digits(code), unit=unit.name))
                 esc.notified_sms_id = sms.id
             except SmsError as exc:
                 log.warning("escalation %s: manager %s not notified: %s", esc.id, manager.username, exc)

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ivr.config import Settings
+from ivr.identifiers import persian_digits
 from ivr.models import Citizen, Message, Reply, ReplyNotice, utcnow
 from ivr.services.messages import reply_phone_audio
 
@@ -37,7 +38,6 @@ NOTICE_TEXT = (
     "تماس بگیرید، کلید {key} را بزنید و کد رهگیری را وارد کنید."
 )
 TWILIO_NOTICE_PATH = "/twilio/voice/reply-notice"
-_FA_DIGITS = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
 
 
 class NoticeError(Exception):
@@ -46,7 +46,7 @@ class NoticeError(Exception):
 
 def notice_text(tracking_code: str, line: str) -> str:
     """The reply notice SMS: tracking code, line and keys, in Persian digits."""
-    return NOTICE_TEXT.format(code=tracking_code, line=line, key=FOLLOW_UP_KEY).translate(_FA_DIGITS)
+    return persian_digits(NOTICE_TEXT.format(code=tracking_code, line=line, key=FOLLOW_UP_KEY))
 
 
 def reply_audio_path(reply: Reply, settings: Settings) -> Path | None:

@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ivr.config import Settings
+from ivr.identifiers import persian_digits
 from ivr.models import Message, Survey, utcnow
 
 SURVEY_PURPOSE = "survey"  # the inbound SMS service looks for this purpose
@@ -26,7 +27,6 @@ SURVEY_TEXT = (
     "شهروند گرامی، از پاسخی که به پیام شما با کد رهگیری {code} داده شد راضی هستید؟ "
     "لطفاً پاسخ دهید: ۱ بله، ۲ خیر"
 )
-_FA_DIGITS = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
 
 
 def is_quiet(moment: datetime, quiet: tuple[time, time], tz: ZoneInfo) -> bool:
@@ -53,7 +53,7 @@ def next_allowed(moment: datetime, quiet: tuple[time, time], tz: ZoneInfo) -> da
 
 def survey_text(tracking_code: str) -> str:
     """The survey SMS for a message (Persian digits)."""
-    return SURVEY_TEXT.format(code=tracking_code.translate(_FA_DIGITS))
+    return SURVEY_TEXT.format(code=persian_digits(tracking_code))
 
 
 def schedule_survey(

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ivr.config import Settings
-from ivr.identifiers import latin_digits
+from ivr.identifiers import latin_digits, persian_digits
 from ivr.models import (
     MESSAGE_KINDS_1888,
     ROLES,
@@ -159,7 +159,7 @@ def _user_error_fa(text: str) -> str:
     if "manager" in text:
         return "مدیر واحد باید واحدی داشته باشد."
     if "password" in text:
-        return f"گذرواژه باید دست‌کم {MIN_PASSWORD_LENGTH} نویسه باشد.".translate(str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹"))
+        return persian_digits(f"گذرواژه باید دست‌کم {MIN_PASSWORD_LENGTH} نویسه باشد.")
     return "کاربر را نمی‌توان با این مشخصات افزود."
 
 

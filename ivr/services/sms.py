@@ -25,7 +25,13 @@ from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ivr.identifiers import InvalidIdentifier, is_valid_tracking_code, latin_digits, normalize_phone
+from ivr.identifiers import (
+    InvalidIdentifier,
+    is_valid_tracking_code,
+    latin_digits,
+    normalize_phone,
+    persian_digits,
+)
 from ivr.models import Feedback, Message, Sms, Survey, utcnow
 from ivr.services.feedback import FeedbackError, record_feedback
 from ivr.services.messages import (
@@ -44,7 +50,6 @@ SURVEY_PURPOSE = "survey"
 SURVEY_WINDOW = timedelta(days=14)
 MAX_BODY_CHARS = 4000  # Twilio joins at most 1600 characters; anything longer is not an SMS
 _AFTER_COMMIT = "ivr_jobs_after_commit"
-_FA_DIGITS = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
 _CODE_RE = re.compile(r"(?<!\d)\d{9}(?!\d)")
 
 # Twilio's message statuses → ours; statuses not listed (accepted, sending, ...) change nothing.
@@ -74,11 +79,6 @@ TEXT_STATUS = "وضعیت پیام با کد رهگیری {code}: {status}"
 
 class SmsError(ValueError):
     """An SMS that cannot be queued as given (no number, empty text)."""
-
-
-def persian_digits(text: str) -> str:
-    """ASCII digits written as Persian digits (what citizens read)."""
-    return text.translate(_FA_DIGITS)
 
 
 # ---- outgoing ---------------------------------------------------------------------------
