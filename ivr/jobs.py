@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config import Settings
@@ -379,6 +379,33 @@ class RedisJobs:
     def close(self, timeout: float = 10.0) -> None:
         """Nothing runs here; jobs wait on Redis for a worker."""
         self.connection.close()
+
+
+_AFTER_COMMIT = "ivr_jobs_after_commit"
+
+
+def enqueue_after_commit(session: Session, jobs: Jobs, name: str, *, job_id: str, **payload: Any) -> None:
+    """Queue a job once `session` commits (never if it rolls back)."""
+    pending = session.info.get(_AFTER_COMMIT)
+    if pending is None:
+        pending = session.info[_AFTER_COMMIT] = []
+        event.listen(session, "after_commit", _enqueue_pending)
+        event.listen(session, "after_rollback", _drop_pending)
+    pending.append((jobs, name, job_id, payload))
+
+
+def _enqueue_pending(session: Session) -> None:
+    pending = session.info.get(_AFTER_COMMIT) or []
+    session.info[_AFTER_COMMIT] = []
+    for jobs, name, job_id, payload in pending:
+        try:
+            jobs.enqueue(name, job_id=job_id, **payload)
+        except Exception:  # the row is stored: a retry or a sweep picks it up
+            log.exception("could not queue job %s; its row stays for a later retry", job_id)
+
+
+def _drop_pending(session: Session) -> None:
+    session.info[_AFTER_COMMIT] = []
 
 
 def build_jobs(

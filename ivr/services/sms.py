@@ -19,9 +19,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,7 @@ from ivr.identifiers import (
     normalize_phone,
     persian_digits,
 )
+from ivr.jobs import enqueue_after_commit
 from ivr.models import Feedback, Message, Sms, Survey, utcnow
 from ivr.services.feedback import FeedbackError, record_feedback
 from ivr.services.messages import (
@@ -49,7 +50,6 @@ log = logging.getLogger(__name__)
 SURVEY_PURPOSE = "survey"
 SURVEY_WINDOW = timedelta(days=14)
 MAX_BODY_CHARS = 4000  # Twilio joins at most 1600 characters; anything longer is not an SMS
-_AFTER_COMMIT = "ivr_jobs_after_commit"
 _CODE_RE = re.compile(r"(?<!\d)\d{9}(?!\d)")
 
 # Twilio's message statuses → ours; statuses not listed (accepted, sending, ...) change nothing.
@@ -102,30 +102,6 @@ def queue_sms(
     session.flush()
     enqueue_after_commit(session, jobs, "sms.send", job_id=f"sms.send:{sms.id}", sms_id=sms.id)
     return sms
-
-
-def enqueue_after_commit(session: Session, jobs: Jobs, name: str, *, job_id: str, **payload: Any) -> None:
-    """Queue a job once `session` commits (never if it rolls back)."""
-    pending = session.info.get(_AFTER_COMMIT)
-    if pending is None:
-        pending = session.info[_AFTER_COMMIT] = []
-        event.listen(session, "after_commit", _enqueue_pending)
-        event.listen(session, "after_rollback", _drop_pending)
-    pending.append((jobs, name, job_id, payload))
-
-
-def _enqueue_pending(session: Session) -> None:
-    pending = session.info.get(_AFTER_COMMIT) or []
-    session.info[_AFTER_COMMIT] = []
-    for jobs, name, job_id, payload in pending:
-        try:
-            jobs.enqueue(name, job_id=job_id, **payload)
-        except Exception:  # the row is stored: `ivr jobs`/a sweep can send it later
-            log.exception("could not queue job %s; the SMS stays queued", job_id)
-
-
-def _drop_pending(session: Session) -> None:
-    session.info[_AFTER_COMMIT] = []
 
 
 @dataclass(frozen=True)

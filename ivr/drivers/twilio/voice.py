@@ -57,10 +57,9 @@ from ivr.flow.steps import (
     Timeout,
     Transfer,
 )
-from ivr.jobs import Jobs
+from ivr.jobs import Jobs, enqueue_after_commit
 from ivr.models import LINES, Call, Message, TwilioCall, TwilioRecording, utcnow
 from ivr.services.calls import CallRecord
-from ivr.services.sms import enqueue_after_commit
 
 log = logging.getLogger(__name__)
 
