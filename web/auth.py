@@ -26,14 +26,12 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from ivr.db import transaction
-from ivr.models import User, utcnow
-from ivr.services import audit
-from ivr.services.users import verify_password
+from ivr.models import User
+from ivr.services.users import sign_in
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -121,17 +119,9 @@ def login() -> ResponseReturnValue:
     form = LoginForm()
     if form.validate_on_submit():
         with transaction(sessions(current_app)) as session:
-            user = session.scalars(select(User).where(User.username == form.username.data.strip())).one_or_none()
-            ok = user is not None and user.active and verify_password(user.password_hash, form.password.data)
-            audit.record(
-                session, user.id if user else None, "login" if ok else "login_failed", "user",
-                user.id if user else None, None if ok else f"username={form.username.data[:64]!r}",
-                request.remote_addr,
-            )
-            if ok:
-                user.last_login_at = utcnow()
-                console_user = _console_user(user)
-        if ok:
+            user = sign_in(session, form.username.data, form.password.data, ip=request.remote_addr)
+            console_user = _console_user(user) if user is not None else None
+        if console_user is not None:
             login_user(console_user)
             return redirect(_safe_next(request.args.get("next")))
         flash("نام کاربری یا گذرواژه درست نیست.", "error")

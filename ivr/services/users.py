@@ -86,3 +86,21 @@ def add_user(
     session.add(user)
     session.flush()
     return user
+
+
+def sign_in(session: Session, username: str, password: str, *, ip: str | None = None) -> User | None:
+    """The active user with this username and password, or None; every attempt is audited. No commit."""
+    from ivr.models import utcnow
+    from ivr.services import audit
+
+    user = session.scalars(select(User).where(User.username == username.strip())).one_or_none()
+    ok = user is not None and user.active and verify_password(user.password_hash, password)
+    audit.record(
+        session, user.id if user else None, "login" if ok else "login_failed", "user",
+        user.id if user else None, None if ok else f"username={username[:64]!r}", ip,
+    )
+    if not ok:
+        return None
+    assert user is not None
+    user.last_login_at = utcnow()
+    return user
