@@ -16,7 +16,7 @@ The same is timed with every module's bytecode cached (PYTHONPYCACHEPREFIX in a 
 folder), which matters where .pyc files are not written (PYTHONDONTWRITEBYTECODE, or a tree
 the asterisk user cannot write). For the cost split, `python -c pass` (the interpreter
 alone), `import sqlalchemy`, `import sqlalchemy.orm`, `import ivr.flow.engine,
-ivr.drivers.agi.protocol` (what the first prompt needs) and `import ivr.calls` (everything
+ivr.drivers.agi.protocol` (what the first prompt needs) and `import ivr.runner` (everything
 the call flow imports) are timed to their exit; then one `python -X importtime` run of
 ivr-agi lists the heaviest imports.
 """
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             'python -c "import sqlalchemy"': [python, "-c", "import sqlalchemy"],
             'python -c "import sqlalchemy.orm"': [python, "-c", "import sqlalchemy.orm"],
             'python -c "import ivr.flow.engine"': [python, "-c", "import ivr.flow.engine, ivr.drivers.agi.protocol"],
-            'python -c "import ivr.calls"': [python, "-c", "import ivr.calls"],
+            'python -c "import ivr.runner"': [python, "-c", "import ivr.runner"],
         }
         base_times = {label: [to_exit(a, env) for _ in range(args.runs)] for label, a in baselines.items()}
 
@@ -169,14 +169,14 @@ def main(argv: list[str] | None = None) -> int:
             print(row(f"{label} (to exit)", values))
         interp = pct(base_times["python -c pass"], 50)
         sqla = pct(base_times['python -c "import sqlalchemy.orm"'], 50)
-        calls = pct(base_times['python -c "import ivr.calls"'], 50)
+        calls = pct(base_times['python -c "import ivr.runner"'], 50)
         flow = pct(base_times['python -c "import ivr.flow.engine"'], 50)
         first50 = pct(firsts, 50)
         print()
         print(f"  the first command (p50 {first50 * 1000:.0f} ms) needs the interpreter ({interp * 1000:.0f} ms) and "
               f"the flow engine + AGI protocol (+{(flow - interp) * 1000:.0f} ms to exit); reading the settings, "
               f"loading the flow and the greeting add {(first50 - flow) * 1000:+.0f} ms;")
-        print(f"  SQLAlchemy and the rest of ivr.calls ({calls * 1000:.0f} ms to exit, sqlalchemy.orm alone "
+        print(f"  SQLAlchemy and the rest of ivr.runner ({calls * 1000:.0f} ms to exit, sqlalchemy.orm alone "
               f"+{(sqla - interp) * 1000:.0f} ms) are imported after it, while the welcome prompt plays")
         print()
         print("  heaviest imports of one ivr-agi start, up to 3 levels deep (python -X importtime, cumulative ms):")

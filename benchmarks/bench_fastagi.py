@@ -134,10 +134,10 @@ def serve_main(host: str, port: int, workers: int) -> int:
             supervisor.shutdown(2.0)
             shutil.rmtree(stats_dir, ignore_errors=True)
     else:
-        from ivr.calls import build_runner
         from ivr.drivers.agi.handler import SpoolReplayer, build_call_handler
         from ivr.drivers.agi.server import build_agi_server
         from ivr.drivers.agi.workers import freeze_startup_objects
+        from ivr.runner import build_runner
 
         runner = build_runner(settings)
         replayer = SpoolReplayer(runner)
@@ -313,7 +313,7 @@ def _install_diagnostics() -> dict[str, list[tuple[float, float]]]:
     Wraps `CallActions.run` and `CallActions.finish` in this process only; the product
     code is unchanged. Wall time much above CPU time means waiting (locks, I/O, the GIL).
     """
-    from ivr.calls import CallActions
+    from ivr.runner import CallActions
 
     times: dict[str, list[tuple[float, float]]] = defaultdict(list)
     run, finish = CallActions.run, CallActions.finish
@@ -434,9 +434,9 @@ def _apply_what_if(spec: str) -> None:
         if item.startswith("switch="):
             sys.setswitchinterval(float(item.split("=", 1)[1]))
         elif item == "fast-speech":
-            import ivr.calls
+            import ivr.runner
 
-            ivr.calls.has_speech = _fast_has_speech  # type: ignore[assignment]
+            ivr.runner.has_speech = _fast_has_speech  # type: ignore[assignment]
         elif item != "gc":
             raise SystemExit(f"unknown --what-if {item!r}")
 
@@ -508,11 +508,11 @@ def seed_database(url: str, data_dir: Path) -> Seed:
 
     from ivr.config import load_settings
     from ivr.db import make_engine, make_sessionmaker, transaction
+    from ivr.infra.storage import AudioStore
     from ivr.migrate import upgrade
     from ivr.models import CASE_STAGES, VERDICTS, Message, Recording, Reply, Topic, Unit
     from ivr.services.cases import CASES_CSV_COLUMNS, import_cases
     from ivr.services.messages import register_message
-    from ivr.services.storage import AudioStore
     from tests.fakes import write_speech_wav
 
     settings = load_settings({"IVR_DATABASE_URL": url, "IVR_DATA_DIR": str(data_dir)}, dotenv=False)

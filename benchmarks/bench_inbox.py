@@ -183,7 +183,7 @@ def run_pages(engine: object, args: argparse.Namespace) -> None:
     import re
     import tempfile
 
-    from ivr.jobs import InProcessJobs
+    from ivr.jobqueue import InProcessJobs
     from web import create_app
 
     rng = random.Random(args.seed + 1)

@@ -25,7 +25,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from sqlalchemy.exc import OperationalError
 
     from ivr.flow.definition import FlowError
-    from ivr.jobs import JobError
+    from ivr.jobqueue import JobError
     from ivr.prompts import CatalogueError, PromptBuildError
     from ivr.services.cases import CaseImportError
     from ivr.services.users import UserError
@@ -268,7 +268,7 @@ def spool() -> None:
 def spool_replay(ctx: click.Context) -> None:
     """Ingest spooled calls and messages into the database."""
     from ivr.db import make_sessionmaker
-    from ivr.services.spool import Spool
+    from ivr.infra.spool import Spool
 
     settings = _settings(ctx)
     report = Spool(settings.spool_dir).replay(make_sessionmaker(_engine(settings)))
@@ -318,7 +318,7 @@ def _serve(
     """
     from ivr.db import make_sessionmaker
     from ivr.followthrough.scheduler import PeriodicScheduler
-    from ivr.jobs import build_jobs
+    from ivr.jobqueue import build_jobs
 
     _ensure_schema(settings)
     servers: list[Any] = []
@@ -342,10 +342,10 @@ def _serve(
         servers.append(supervisor)
         urls["agi"] = "agi://{}:{}".format(*supervisor.address)
     elif agi:
-        from ivr.calls import build_runner
         from ivr.drivers.agi.handler import SpoolReplayer, build_call_handler
         from ivr.drivers.agi.server import build_agi_server
         from ivr.drivers.agi.workers import freeze_startup_objects
+        from ivr.runner import build_runner
 
         runner = build_runner(settings)
         server = build_agi_server(settings, build_call_handler(settings, runner))
@@ -460,7 +460,7 @@ def serve(ctx: click.Context, grace: float, workers: int | None) -> None:
 def worker(ctx: click.Context, burst: bool) -> None:
     """Run background jobs from Redis (IVR_REDIS_URL) until stopped."""
     from ivr.db import make_sessionmaker
-    from ivr.jobs import JobError, RedisJobs
+    from ivr.jobqueue import JobError, RedisJobs
 
     settings = _settings(ctx)
     if not settings.redis_url:
@@ -487,7 +487,7 @@ def jobs() -> None:
 
 def _jobs(ctx: click.Context) -> Any:
     from ivr.db import make_sessionmaker
-    from ivr.jobs import RedisJobs, build_registry
+    from ivr.jobqueue import RedisJobs, build_registry
 
     settings = _settings(ctx)
     factory = make_sessionmaker(_engine(settings))
@@ -503,7 +503,7 @@ class _KeptJobs:
         self.settings, self.factory = settings, factory
 
     def failed(self) -> Any:
-        from ivr.jobs import InProcessJobs
+        from ivr.jobqueue import InProcessJobs
 
         queue = InProcessJobs(self.settings, self.factory, workers=1)
         try:
@@ -512,7 +512,7 @@ class _KeptJobs:
             queue.close(0)
 
     def retry(self, job_id: str) -> None:
-        from ivr.jobs import InProcessJobs
+        from ivr.jobqueue import InProcessJobs
 
         queue = InProcessJobs(self.settings, self.factory, workers=1)
         try:
@@ -560,7 +560,7 @@ def followthrough_sweep(ctx: click.Context) -> None:
     """Escalate overdue referrals and send due surveys now (what the periodic sweep does)."""
     from ivr.db import make_sessionmaker
     from ivr.followthrough.jobs import followthrough_sweep_job
-    from ivr.jobs import JobContext, build_jobs
+    from ivr.jobqueue import JobContext, build_jobs
 
     settings = _settings(ctx)
     factory = make_sessionmaker(_engine(settings))

@@ -31,6 +31,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from ivr.identifiers import new_tracking_code, persian_digits
+from ivr.infra.storage import StoredAudio
 from ivr.models import (
     CASE_STAGES,
     Base,
@@ -52,7 +53,6 @@ from ivr.models import (
     utcnow,
 )
 from ivr.services.cases import CaseRow, upsert_cases
-from ivr.services.storage import StoredAudio
 from ivr.services.users import add_user
 
 TEHRAN = ZoneInfo("Asia/Tehran")
@@ -300,8 +300,8 @@ Voice = Callable[[str], StoredAudio]
 
 def espeak_voice(recordings_dir: Path, work_dir: Path) -> Voice:
     """A `voice` for load_demo: Persian speech by espeak-ng, stored like any recording."""
+    from ivr.infra.storage import AudioStore
     from ivr.prompts import synthesize_speech
-    from ivr.services.storage import AudioStore
 
     store = AudioStore(recordings_dir)
     work_dir.mkdir(parents=True, exist_ok=True)

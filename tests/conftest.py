@@ -111,7 +111,7 @@ TEST_PASSWORD = "correct horse battery"
 @pytest.fixture
 def jobs(settings: Settings, session_factory: sessionmaker[Session]) -> Iterator[object]:
     """The in-process job queue on the test's database, closed afterwards."""
-    from ivr.jobs import InProcessJobs
+    from ivr.jobqueue import InProcessJobs
 
     queue = InProcessJobs(settings, session_factory, workers=1)
     yield queue
@@ -262,7 +262,7 @@ def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
     import threading
 
     from ivr.db import make_sessionmaker
-    from ivr.jobs import InProcessJobs
+    from ivr.jobqueue import InProcessJobs
     from web import create_app
     from web.server import WebServer
 

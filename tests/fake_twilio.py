@@ -139,7 +139,7 @@ class QueuedJobs:
 
     def run_all(self, settings: Any, session_factory: Any) -> list[Any]:
         """Run every queued job in order (as a worker would), emptying the queue; their results."""
-        from ivr.jobs import JobContext, build_registry
+        from ivr.jobqueue import JobContext, build_registry
 
         registry, results = build_registry(), []
         while self.queued:

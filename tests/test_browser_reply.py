@@ -6,8 +6,8 @@ import wave
 import pytest
 from sqlalchemy import select
 
+from ivr.infra.storage import AudioStore, has_speech
 from ivr.models import Message, Reply, Unit, User
-from ivr.services.storage import AudioStore, has_speech
 from ivr.services.users import hash_password
 from tests.test_web_inbox import referred_message
 

@@ -23,7 +23,7 @@ class Probe(io.TextIOWrapper):
     def write(self, text):
         if not Probe.seen:
             Probe.seen = True
-            loaded = sorted(m for m in ("sqlalchemy", "ivr.calls", "ivr.models", "ivr.db") if m in sys.modules)
+            loaded = sorted(m for m in ("sqlalchemy", "ivr.runner", "ivr.models", "ivr.db") if m in sys.modules)
             print("loaded at the first command:", loaded, file=sys.stderr, flush=True)
         return super().write(text)
 

@@ -22,8 +22,8 @@ def test_demo_with_voices_gives_waiting_voice_messages_and_newest_replies_real_p
     import wave
 
     from ivr.demo import REPLY_VOICES, espeak_voice
+    from ivr.infra.storage import AudioStore, has_speech
     from ivr.models import Recording
-    from ivr.services.storage import AudioStore, has_speech
 
     voice = espeak_voice(settings.recordings_dir, settings.incoming_dir)
     with session_factory() as db:

@@ -304,7 +304,7 @@ def test_engine_operator_closed_offers_message(engine: Engine) -> None:
 
 def test_flow_definition_every_target_exists_and_actions_known() -> None:
     flow = load_flow()
-    from ivr.calls import CallActions
+    from ivr.runner import CallActions
 
     for name in flow.actions():
         assert hasattr(CallActions, f"do_{name}"), name

@@ -26,7 +26,7 @@ from ivr.followthrough.notices import call_file_text, send_reply_notice, write_c
 from ivr.followthrough.reminders import dissatisfied_1888
 from ivr.followthrough.scorecard import unit_scorecard
 from ivr.followthrough.surveys import is_quiet, next_allowed, schedule_survey, send_due_surveys
-from ivr.jobs import InProcessJobs
+from ivr.jobqueue import InProcessJobs
 from ivr.models import (
     Citizen,
     Escalation,

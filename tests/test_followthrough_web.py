@@ -13,7 +13,7 @@ from sqlalchemy import select
 from ivr.followthrough.escalation import sweep_overdue
 from ivr.followthrough.inspections import sample_for_inspection
 from ivr.followthrough.jobs import reply_followup_job
-from ivr.jobs import JobContext, JobRegistry, RedisJobs
+from ivr.jobqueue import JobContext, JobRegistry, RedisJobs
 from ivr.models import AuditEntry, FieldCheck, Reminder, utcnow
 from tests.conftest import csrf_token, login
 from tests.test_followthrough import QueuedJobs, answer, make_request, make_unit

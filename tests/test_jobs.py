@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from ivr.jobs import (
+from ivr.jobqueue import (
     InProcessJobs,
     JobContext,
     JobError,

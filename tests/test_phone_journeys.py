@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ivr.calls import CallActions, CallRunner
 from ivr.config import Settings
 from ivr.db import make_engine, make_sessionmaker
 from ivr.drivers.agi.handler import build_call_handler, line_from_env
@@ -22,9 +21,10 @@ from ivr.drivers.agi.server import AgiServer, build_agi_server
 from ivr.flow.definition import load_flow
 from ivr.flow.engine import Engine
 from ivr.identifiers import is_valid_tracking_code
+from ivr.infra.spool import Spool
+from ivr.infra.storage import AudioStore, StoredAudio
 from ivr.models import Call, Feedback, Message, Recording, Reminder, Reply, Topic, Unit, UrbanCase
-from ivr.services.spool import Spool
-from ivr.services.storage import AudioStore, StoredAudio
+from ivr.runner import CallActions, CallRunner
 from ivr.speech import persian
 from tests.fakes import (
     FakeAsteriskCall,

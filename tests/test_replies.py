@@ -15,11 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config import Settings
-from ivr.jobs import InProcessJobs, JobRegistry
+from ivr.infra.audio_convert import ReplyAudioLimits
+from ivr.infra.storage import AudioStore, has_speech
+from ivr.jobqueue import InProcessJobs, JobRegistry
 from ivr.models import AuditEntry, Message, Recording, Referral, Reminder, Reply
-from ivr.services.audio_convert import ReplyAudioLimits
 from ivr.services.messages import phone_status
-from ivr.services.storage import AudioStore, has_speech
 from tests.conftest import csrf_token, login
 from tests.fakes import write_speech_wav
 from tests.test_web_inbox import referred_message, unit_of

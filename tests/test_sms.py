@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config import Settings
-from ivr.jobs import JobContext, build_registry
+from ivr.jobqueue import JobContext, build_registry
 from ivr.models import Sms
 from ivr.notify import LocalNotifier, NotifierError, e164
 from ivr.services.sms import SmsError, apply_delivery_report, queue_sms, sms_send_job
@@ -99,7 +99,7 @@ def test_sms_send_job_transient_error_raises_for_retry_and_keeps_row_queued(
 def test_sms_send_job_through_the_in_process_queue_retries(
     twilio_settings: Settings, session_factory: sessionmaker[Session], fake_api: FakeTwilioApi
 ) -> None:
-    from ivr.jobs import InProcessJobs
+    from ivr.jobqueue import InProcessJobs
 
     fake_api.unavailable = 1
     jobs = InProcessJobs(twilio_settings.with_(job_backoff=(0,)), session_factory, build_registry(), workers=1)

@@ -9,13 +9,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ivr.calls import CallActions, CallContext
 from ivr.config import Settings
 from ivr.db import make_engine, make_sessionmaker
 from ivr.identifiers import is_valid_tracking_code
+from ivr.infra.spool import Spool
 from ivr.models import Call, Message, Recording, utcnow
-from ivr.services.calls import CallRecord
-from ivr.services.spool import Spool
+from ivr.runner import CallActions, CallContext
+from ivr.services.call_log import CallRecord
 from tests.fakes import write_speech_wav
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.services.storage import AudioError, AudioStore, has_speech, wav_seconds
+from ivr.infra.storage import AudioError, AudioStore, has_speech, wav_seconds
 from tests.fakes import silence_samples, speech_samples, write_speech_wav, write_wav
 
 

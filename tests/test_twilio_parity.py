@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from ivr.config import Settings
 from ivr.drivers.agi.server import AgiServer
 from ivr.identifiers import TRACKING_CODE_LENGTH, is_valid_tracking_code
+from ivr.infra.storage import AudioStore
 from ivr.models import Call, Message
-from ivr.services.storage import AudioStore
 from tests.fake_twilio import (  # noqa: F401 - fixtures
     ACCOUNT_SID,
     AUTH_TOKEN,

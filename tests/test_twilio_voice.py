@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config import Settings
 from ivr.identifiers import is_valid_tracking_code
+from ivr.infra.storage import AudioStore
 from ivr.models import Call, Message, Recording, TwilioCall, TwilioRecording, UrbanCase
-from ivr.services.storage import AudioStore
 from ivr.speech import persian
 from tests.fake_twilio import (  # noqa: F401 - fixtures
     ACCOUNT_SID,
@@ -513,7 +513,7 @@ def test_twilio_webhooks_are_exempt_from_the_consoles_csrf_protection(
 def test_twilio_unexpected_error_apologises_hands_to_operators_and_logs_failed(
     phone: TwilioPhone, db: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ivr.calls import CallActions
+    from ivr.runner import CallActions
 
     def broken(self: CallActions, args: dict[str, str], ctx: object) -> None:
         raise RuntimeError("case index corrupt")

@@ -5,9 +5,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config import Settings
 from ivr.db import make_engine, make_sessionmaker
+from ivr.infra.spool import Spool
 from ivr.models import utcnow
-from ivr.services.calls import CallRecord
-from ivr.services.spool import Spool
+from ivr.services.call_log import CallRecord
 from web import create_app
 
 

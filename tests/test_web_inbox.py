@@ -10,9 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config import Settings
+from ivr.infra.storage import AudioStore
 from ivr.models import Message, Referral, Reminder, Unit, User, utcnow
 from ivr.services.messages import register_message
-from ivr.services.storage import AudioStore
 from tests.conftest import login
 from tests.fakes import write_speech_wav
 from web.format import fa_digits

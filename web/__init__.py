@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config import Settings, load_settings
 from ivr.db import make_engine, make_sessionmaker
-from ivr.jobs import Jobs, build_jobs
+from ivr.jobqueue import Jobs, build_jobs
 
 ERRORS = {
     400: ("درخواست نادرست", "درخواست فرستاده‌شده کامل یا درست نبود."),

@@ -11,10 +11,10 @@ from flask_login import current_user
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ivr.db import transaction
+from ivr.infra.storage import AudioError, AudioStore
 from ivr.models import ROLES, Recording
 from ivr.services import audit
 from ivr.services.inbox import Viewer, may_hear
-from ivr.services.storage import AudioError, AudioStore
 from web.auth import roles_required
 
 bp = Blueprint("audio", __name__, url_prefix="/audio")

@@ -27,7 +27,7 @@ from ivr.followthrough.scorecard import (
     recent_months,
     unit_trend,
 )
-from ivr.jobs import JobError
+from ivr.jobqueue import JobError
 from ivr.models import utcnow
 from ivr.services import audit
 from web import jobs_of, sessions

@@ -6,7 +6,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from ivr.services.spool import Spool
+from ivr.infra.spool import Spool
 from web import sessions
 
 bp = Blueprint("health", __name__)

@@ -16,6 +16,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from ivr.db import transaction
+from ivr.infra.storage import AudioStore
 from ivr.services.inbox import (
     InboxForbidden,
     InboxNotFound,
@@ -24,7 +25,6 @@ from ivr.services.inbox import (
     units_for_filter,
 )
 from ivr.services.replies import ReplyError, send_reply
-from ivr.services.storage import AudioStore
 from web.audio import viewer_of
 from web.auth import roles_required
 from web.format import fa_digits

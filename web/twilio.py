@@ -19,11 +19,11 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from ivr.db import transaction
 from ivr.drivers.twilio.voice import TwilioRequestError, TwilioVoice, build_twilio_voice
+from ivr.infra.storage import AudioError, AudioStore
 from ivr.models import Reply, utcnow
 from ivr.prompts import catalogue_texts, load_catalogue, prompts_out_dir
 from ivr.services.messages import mark_reply_heard, reply_phone_audio
 from ivr.services.sms import apply_delivery_report, receive_sms
-from ivr.services.storage import AudioError, AudioStore
 from web import jobs_of, sessions
 
 log = logging.getLogger(__name__)

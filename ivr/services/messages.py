@@ -16,6 +16,7 @@ from ivr.identifiers import (
     new_tracking_code,
     normalize_phone,
 )
+from ivr.infra.storage import StoredAudio
 from ivr.models import (
     MESSAGE_KINDS,
     MESSAGE_KINDS_1888,
@@ -27,7 +28,6 @@ from ivr.models import (
     Topic,
     utcnow,
 )
-from ivr.services.storage import StoredAudio
 from ivr.speech import persian
 
 

@@ -19,17 +19,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.db import transaction
-from ivr.jobs import JobError, Jobs
-from ivr.models import Recording, Reminder, Reply, utcnow
-from ivr.services import audit
-from ivr.services.audio_convert import (
+from ivr.infra.audio_convert import (
     ConvertedAudio,
     ReplyAudioError,
     ReplyAudioLimits,
     convert_reply_audio,
 )
+from ivr.infra.storage import AudioStore, StoredAudio
+from ivr.jobqueue import JobError, Jobs
+from ivr.models import Recording, Reminder, Reply, utcnow
+from ivr.services import audit
 from ivr.services.inbox import InboxForbidden, Viewer, message_in_reach
-from ivr.services.storage import AudioStore, StoredAudio
 
 log = logging.getLogger(__name__)
 

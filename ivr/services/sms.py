@@ -32,7 +32,7 @@ from ivr.identifiers import (
     normalize_phone,
     persian_digits,
 )
-from ivr.jobs import enqueue_after_commit
+from ivr.jobqueue import enqueue_after_commit
 from ivr.models import Feedback, Message, Sms, Survey, utcnow
 from ivr.services.feedback import FeedbackError, record_feedback
 from ivr.services.messages import (
@@ -43,7 +43,7 @@ from ivr.services.messages import (
 )
 
 if TYPE_CHECKING:
-    from ivr.jobs import JobContext, Jobs
+    from ivr.jobqueue import JobContext, Jobs
 
 log = logging.getLogger(__name__)
 

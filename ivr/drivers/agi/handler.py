@@ -18,8 +18,8 @@ from ivr.config import Settings
 from ivr.flow.steps import Instruction, Play, ReadDigits, ReadKey, Record
 
 if TYPE_CHECKING:
-    from ivr.calls import CallRunner
-    from ivr.services.calls import CallRecord
+    from ivr.runner import CallRunner
+    from ivr.services.call_log import CallRecord
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def build_call_handler(
     from ivr.drivers.agi.telephone import AgiTelephone
 
     if runner is None and not early_start:
-        from ivr.calls import build_runner
+        from ivr.runner import build_runner
 
         runner = build_runner(settings)
 
@@ -105,7 +105,7 @@ def build_call_handler(
 
 
 def _record(channel_id: str, line: str, caller: str | None, now: datetime) -> CallRecord:
-    from ivr.services.calls import CallRecord
+    from ivr.services.call_log import CallRecord
 
     return CallRecord(channel_id=channel_id, line=line, driver="agi", caller=caller, started_at=now, answered_at=now)
 
@@ -123,7 +123,7 @@ def _run_early(
 
     def load() -> None:
         try:
-            from ivr.calls import build_runner
+            from ivr.runner import build_runner
 
             loaded.append(build_runner(settings, engine=engine))
         except Exception as exc:  # raised once the reply has been read, to keep the protocol in step

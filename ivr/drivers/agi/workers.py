@@ -67,9 +67,9 @@ def run_worker(
     `on_server` (the benchmark's hook) sees the server before it accepts calls.
     """
     logging.basicConfig(level=log_level, format=worker_log_format(index))
-    from ivr.calls import build_runner
     from ivr.drivers.agi.handler import SpoolReplayer, build_call_handler
     from ivr.drivers.agi.server import build_agi_server
+    from ivr.runner import build_runner
 
     parent = os.getppid()
     stop = threading.Event()

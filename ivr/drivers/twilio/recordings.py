@@ -23,11 +23,11 @@ from sqlalchemy.orm import Session
 
 from ivr.db import transaction
 from ivr.drivers.twilio.rest import RebasedHttpClient, TwilioError, is_twilio_url
+from ivr.infra.storage import AudioError, AudioStore, StoredAudio, has_speech
 from ivr.models import TwilioRecording, utcnow
-from ivr.services.storage import AudioError, AudioStore, StoredAudio, has_speech
 
 if TYPE_CHECKING:
-    from ivr.jobs import JobContext
+    from ivr.jobqueue import JobContext
 
 log = logging.getLogger(__name__)
 

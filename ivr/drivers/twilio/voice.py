@@ -28,7 +28,6 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ivr.calls import DB_ERRORS, CallActions, CallContext, stronger_outcome
 from ivr.config import Settings
 from ivr.db import transaction
 from ivr.drivers.twilio.recordings import (
@@ -57,9 +56,10 @@ from ivr.flow.steps import (
     Timeout,
     Transfer,
 )
-from ivr.jobs import Jobs, enqueue_after_commit
+from ivr.jobqueue import Jobs, enqueue_after_commit
 from ivr.models import LINES, Call, Message, TwilioCall, TwilioRecording, utcnow
-from ivr.services.calls import CallRecord
+from ivr.runner import DB_ERRORS, CallActions, CallContext, stronger_outcome
+from ivr.services.call_log import CallRecord
 
 log = logging.getLogger(__name__)
 

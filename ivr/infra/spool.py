@@ -22,9 +22,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.db import transaction
-from ivr.services.calls import CallRecord, save_call
+from ivr.infra.storage import StoredAudio
+from ivr.services.call_log import CallRecord, save_call
 from ivr.services.messages import MessageError, register_message
-from ivr.services.storage import StoredAudio
 
 log = logging.getLogger(__name__)
 

@@ -28,9 +28,11 @@ from ivr.flow.definition import load_flow
 from ivr.flow.engine import OUTCOME_RANK, ActionResult, CallState, End, Engine
 from ivr.flow.steps import ActionRequest, Event, Instruction, Play, SetVariable, Started, Transfer
 from ivr.identifiers import is_valid_tracking_code, new_tracking_code
+from ivr.infra.spool import Spool
+from ivr.infra.storage import AudioError, AudioStore, StoredAudio, has_speech
 from ivr.models import Call, Message, utcnow
 from ivr.services import cases as case_service
-from ivr.services.calls import CallRecord, save_call_row
+from ivr.services.call_log import CallRecord, save_call_row
 from ivr.services.feedback import FeedbackError, record_feedback
 from ivr.services.messages import (
     find_by_tracking_code,
@@ -39,8 +41,6 @@ from ivr.services.messages import (
     register_message,
 )
 from ivr.services.operators import operators_open
-from ivr.services.spool import Spool
-from ivr.services.storage import AudioError, AudioStore, StoredAudio, has_speech
 from ivr.speech import persian
 
 log = logging.getLogger(__name__)

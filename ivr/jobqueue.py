@@ -90,7 +90,7 @@ class JobRegistry:
 
 def _replay_spool(ctx: JobContext) -> int:
     """Ingest calls that waited in the spool while the database was down."""
-    from ivr.services.spool import Spool
+    from ivr.infra.spool import Spool
 
     return Spool(ctx.settings.spool_dir).replay(ctx.session_factory).ingested
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ivr.services.storage import has_speech
+from ivr.infra.storage import has_speech
 
 log = logging.getLogger(__name__)
 

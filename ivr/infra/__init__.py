@@ -1,0 +1,1 @@
+"""Infrastructure the services use: audio storage and conversion, the on-disk spool."""
