@@ -231,21 +231,67 @@ def test_engine_followup_invalid_code_gets_one_more_try(engine: Engine) -> None:
     assert state.outcome == "follow_up"
 
 
-def test_engine_followup_with_reply_plays_it_and_asks_satisfaction(engine: Engine) -> None:
+REPLY = "rec:2026/01/01/a.wav"
+
+
+def at_reply(engine: Engine) -> CallState:
+    """A follow-up whose message has a spoken reply, just looked up (the status is playing)."""
     state = at(engine, "137", "followup_code")
     engine.advance(state, Digits("123456789"))
     step = engine.on_action(
         state,
-        ActionResult("with_reply", {"status_prompts": ["status_answered"], "reply_audio": "rec:2026/01/01/a.wav"}),
+        ActionResult("with_reply", {"status_prompts": ["status_answered"], "reply_audio": REPLY, "reply_id": 7}),
     )
-    assert step == ReadKey(
-        prompts=("status_answered", "reply_follows", "rec:2026/01/01/a.wav", "satisfaction_question"),
-        keys="*129",
-        timeout_ms=5000,
-    )
+    # Keys during the status are not taken: the status prompts ignore them.
+    assert step == Play(prompts=("status_answered", "reply_follows"), interrupt="")
+    return state
+
+
+def test_engine_followup_with_reply_asks_satisfaction_only_after_the_reply(engine: Engine) -> None:
+    state = at_reply(engine)
+    assert engine.advance(state, Done()) == Play(prompts=(REPLY,), interrupt="0123456789*#")
+    # Played to its end: heard, then the question.
+    assert engine.advance(state, Done(played_ms=1500)) == ActionRequest(name="reply_heard", args={"reply": "7"})
+    step = engine.on_action(state, ActionResult("ok"))
+    assert step == ReadKey(prompts=("satisfaction_question",), keys="*129", timeout_ms=5000)
     step = engine.advance(state, Key("2"))
     assert step == ActionRequest(name="store_feedback", args={"code": "123456789", "satisfied": "0"})
     assert engine.on_action(state, ActionResult("dissatisfied")) == Play(prompts=("feedback_dissatisfied", "goodbye"))
+
+
+@pytest.mark.parametrize(
+    ("played_ms", "next_step"),
+    [
+        (0, ReadKey(prompts=("satisfaction_question",), keys="*129", timeout_ms=5000)),
+        (4999, ReadKey(prompts=("satisfaction_question",), keys="*129", timeout_ms=5000)),
+        (5000, ActionRequest(name="reply_heard", args={"reply": "7"})),
+        (60000, ActionRequest(name="reply_heard", args={"reply": "7"})),
+    ],
+)
+def test_engine_reply_skipped_counts_as_heard_only_after_heard_after_ms(
+    engine: Engine, played_ms: int, next_step: object
+) -> None:
+    state = at_reply(engine)
+    engine.advance(state, Done())
+    # A key during the reply skips it and is not an answer; the question comes next either way.
+    assert engine.advance(state, Key("1", played_ms=played_ms)) == next_step
+    assert state.vars.get("satisfied") is None and state.keys.endswith("1")
+
+
+def test_engine_reply_failing_to_mark_heard_still_asks(engine: Engine) -> None:
+    state = at_reply(engine)
+    engine.advance(state, Done())
+    engine.advance(state, Done())
+    assert engine.on_action(state, ActionResult("failed")) == ReadKey(
+        prompts=("satisfaction_question",), keys="*129", timeout_ms=5000
+    )
+
+
+def test_engine_hangup_during_reply_asks_nothing_and_marks_nothing(engine: Engine) -> None:
+    state = at_reply(engine)
+    engine.advance(state, Done())
+    assert engine.advance(state, HungUp()) == End()
+    assert state.outcome == "follow_up"
 
 
 def test_engine_case_lookup_speaks_report_and_offers_repeat(engine: Engine) -> None:

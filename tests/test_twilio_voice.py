@@ -476,11 +476,18 @@ def test_twilio_followup_plays_the_spoken_reply_by_signed_link_and_stores_feedba
     second.start()
     second.press("2")
     root = second.press(code, finished_on_key="#")
-    names = prompt_order(root)
-    assert names[:2] == ["status_answered", "reply_follows"] and names[3] == "satisfaction_question"
-    token = names[2]
+    assert prompt_order(root) == ["status_answered", "reply_follows"]
+    assert root.find("Gather") is None  # no key is an answer during the status
+    root = second.follow()
+    [token] = prompt_order(root)
     assert app.extensions["ivr_twilio"].voice.twiml.tokens.rel_path(token) == stored.rel_path
-    assert stored.rel_path not in (root.find("Gather/Play[3]").text or "")  # never a path in the URL
+    assert root.find("Gather") is None and stored.rel_path not in (root.find("Play").text or "")  # never a path
+    db.expire_all()
+    assert db.get(type(reply), reply.id).heard_at is None  # looked up, not yet heard
+    root = second.follow()  # the <Play> of the reply reached its end: heard, then the question
+    assert prompt_order(root) == ["satisfaction_question"] and root.find("Gather/Play") is not None
+    db.expire_all()
+    assert db.get(type(reply), reply.id).heard_at is not None
     root = second.press("2")
     assert prompt_order(root) == ["feedback_dissatisfied", "goodbye"]
     assert [c.tag for c in second.follow()] == ["Hangup"]
