@@ -238,9 +238,11 @@ def flow() -> None:
 
 
 @flow.command("check")
+@click.option("--menus", "menus", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A menus file to check before it is deployed (default: the packaged one).")
 @click.pass_context
 @friendly
-def flow_check(ctx: click.Context) -> None:
+def flow_check(ctx: click.Context, menus: Path | None) -> None:
     """Check the menus: targets, keys, prompts, actions and results, kinds, and the database's topics."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
@@ -255,7 +257,7 @@ def flow_check(ctx: click.Context) -> None:
 
     settings = _settings(ctx)
     try:
-        definition = load_flow()
+        definition = load_flow(menus)
     except FlowError as exc:
         _fail_lines(str(exc).splitlines())
     topics: dict[str, str] | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from ivr.flow.definition import FlowError, load_flow, parse_flow
-from ivr.flow.engine import ActionResult, CallState, End, Engine
+from ivr.flow.engine import ActionResult, CallState, End, Engine, stronger_outcome
 from ivr.flow.steps import (
     ActionRequest,
     Digits,
@@ -393,3 +393,72 @@ def test_engine_digits_filling_the_field_log_no_hash(engine: Engine) -> None:
     state = at(engine, "137", "district")
     engine.advance(state, Digits("7", timed_out=True))
     assert state.keys == "7"
+
+
+# ---- what the menus state: repeat and back keys, the outcome ranking -----------------------
+
+
+def _tiny(defaults: dict[str, object], outcomes: list[str] | None = None) -> Engine:
+    data: dict[str, object] = {
+        "defaults": defaults,
+        "lines": {"137": {"start": "main", "nodes": {
+            "main": {"type": "menu", "prompts": ["menu_main_137"], "options": {"1": "sub"}},
+            "sub": {"type": "menu", "prompts": ["menu_case_kind"], "options": {"2": "bye"}},
+            "bye": {"type": "hangup", "outcome": "guidance", "prompts": ["goodbye"]},
+            "fail": {"type": "hangup", "outcome": "operator"},
+        }}},
+    }
+    if outcomes is not None:
+        data["outcomes"] = outcomes
+    return Engine(parse_flow(data))
+
+
+def test_engine_repeat_and_back_keys_come_from_the_menus() -> None:
+    engine = _tiny({"repeat_key": "0", "back_key": "#", "on_fail": "fail"}, ["dropped", "guidance", "operator"])
+    state, first = engine.start("137")
+    assert first == ReadKey(prompts=("menu_main_137",), keys="#01", timeout_ms=5000)
+    assert engine.advance(state, Key("1")) == ReadKey(prompts=("menu_case_kind",), keys="#02", timeout_ms=5000)
+    assert engine.advance(state, Key("0")) == ReadKey(prompts=("menu_case_kind",), keys="#02", timeout_ms=5000)
+    assert engine.advance(state, Key("#")) == ReadKey(prompts=("menu_main_137",), keys="#01", timeout_ms=5000)
+    # 9 and * mean nothing here: an invalid key.
+    assert engine.advance(state, Key("9")) == ReadKey(prompts=("invalid_key", "menu_main_137"), keys="#01",
+                                                      timeout_ms=5000)
+
+
+def test_engine_menus_without_repeat_or_back_keys_offer_only_their_options() -> None:
+    engine = _tiny({"on_fail": "fail"}, ["dropped", "guidance", "operator"])
+    _, first = engine.start("137")
+    assert isinstance(first, ReadKey) and first.keys == "1"
+
+
+def test_engine_outcome_ranking_comes_from_the_menus() -> None:
+    for outcomes, expected in ((["dropped", "guidance", "operator"], "operator"),
+                               (["dropped", "operator", "guidance"], "guidance")):
+        engine = _tiny({"on_fail": "fail"}, outcomes)
+        state, _ = engine.start("137")
+        state.outcome = "operator"  # reached earlier in the call
+        engine.advance(state, Key("1"))
+        engine.advance(state, Key("2"))  # reaches `bye`: guidance
+        assert state.outcome == expected
+
+
+def test_flow_definition_outcome_not_in_the_list_is_refused() -> None:
+    with pytest.raises(FlowError, match="outcome 'guidance' is not in the 'outcomes' list"):
+        _tiny({"on_fail": "fail"})
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        (None, None, None),
+        (None, "guidance", "guidance"),
+        ("operator", None, "operator"),
+        ("guidance", "operator", "operator"),
+        ("message_registered", "dropped", "message_registered"),
+        ("failed", "operator", "failed"),  # outside the ranking: an error or an operator's word wins
+        ("operator", "failed", "failed"),
+        ("failed", "spam", "spam"),
+    ],
+)
+def test_stronger_outcome_by_the_flows_ranking(a: str | None, b: str | None, expected: str | None) -> None:
+    assert stronger_outcome(load_flow().outcome_rank, a, b) == expected
