@@ -47,29 +47,30 @@ def action_problems(flow: FlowDefinition, implemented: Collection[str] | None = 
     """Actions declared, implemented and complete; every result declared and mapped by every node."""
     problems: list[str] = []
     declared = flow.actions_declared
-    for name, spec in sorted(declared.items()):
-        if FAILED not in spec.results:
+    for name, declaration in sorted(declared.items()):
+        if FAILED not in declaration.results:
             problems.append(f"action {name!r}: its results must include {FAILED!r} (an error ends as {FAILED!r})")
         if implemented is not None and name not in implemented:
             problems.append(f"action {name!r}: declared but not implemented in the code")
         if name not in flow.actions():
             problems.append(f"action {name!r}: declared but no node uses it")
     for where, node in unique_nodes(flow):
-        if node.action is not None:
-            spec = declared.get(node.action)
-            if spec is None:
-                problems.append(f"{where}: action {node.action!r} is not declared under 'actions'")
-                continue
-            problems += [
-                f"{where}: result {result!r} is not declared for action {node.action!r}"
-                for result in node.results
-                if result not in spec.results
-            ]
-            problems += [
-                f"{where}: result {result!r} of action {node.action!r} leads nowhere"
-                for result in spec.results
-                if result not in node.results
-            ]
+        if node.action is None:
+            continue
+        spec = declared.get(node.action)
+        if spec is None:
+            problems.append(f"{where}: action {node.action!r} is not declared under 'actions'")
+            continue
+        problems += [
+            f"{where}: result {result!r} is not declared for action {node.action!r}"
+            for result in node.results
+            if result not in spec.results
+        ]
+        problems += [
+            f"{where}: result {result!r} of action {node.action!r} leads nowhere"
+            for result in spec.results
+            if result not in node.results
+        ]
     return problems
 
 
