@@ -94,11 +94,11 @@ class CallActions:
         `outcome_rank`: the flow's outcomes, weakest first (default: the packaged flow's).
         """
         self.factory = factory
-        self.outcome_rank = tuple(outcome_rank if outcome_rank is not None else load_flow().outcome_rank)
         self.settings = settings
         self.store = AudioStore(settings.recordings_dir)
         self.spool = Spool(settings.spool_dir)
         self.clock = clock
+        self.outcome_rank = tuple(outcome_rank if outcome_rank is not None else load_flow().outcome_rank)
         self.workers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="register")
 
     def run(self, req: ActionRequest, ctx: CallContext) -> ActionResult:

@@ -88,6 +88,9 @@ BROKEN: list[tuple[str, Callable[[Menus], None], list[str]]] = [
       "line 137, node 'goodbye': outcome 'won' is not in the 'outcomes' list"]),
     ("outcomes list", _set("outcomes", ["dropped", "dropped"]),
      ["'outcomes' is a list of distinct outcome names, weakest first"]),
+    ("outcomes without dropped", _set("outcomes", ["guidance", "operator", "case_lookup", "follow_up",
+                                                   "message_registered"]),
+     ["'outcomes' must rank 'dropped', the outcome of a call hung up early"]),
     ("action not declared", _del("actions.lookup_case"),
      ["node 'lookup_case': action 'lookup_case' is not declared under 'actions'"]),
     ("action not implemented", lambda d: (

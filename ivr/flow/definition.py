@@ -22,6 +22,7 @@ DEFAULT_FLOW = Path(__file__).resolve().parent / "menus.yaml"
 NODE_TYPES = ("menu", "digits", "record", "action", "play", "setvar", "transfer", "hangup")
 DYNAMIC_KINDS = ("digits", "number", "date", "amount", "say")
 _VAR_RE = re.compile(r"^\$[a-z_][a-z0-9_]*$")
+HUNG_UP = "dropped"  # the outcome of a call that ended before reaching any other: always ranked
 
 
 class FlowError(ValueError):
@@ -257,6 +258,8 @@ def _outcomes(raw: Any) -> tuple[str, ...]:
         return ()
     if not isinstance(raw, list) or len(set(map(str, raw))) != len(raw):
         raise FlowError("'outcomes' is a list of distinct outcome names, weakest first")
+    if HUNG_UP not in map(str, raw):
+        raise FlowError(f"'outcomes' must rank {HUNG_UP!r}, the outcome of a call hung up early")
     return tuple(str(o) for o in raw)
 
 

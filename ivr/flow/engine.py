@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
-from ivr.flow.definition import FlowDefinition, LineFlow, Node, Target
+from ivr.flow.definition import HUNG_UP, FlowDefinition, LineFlow, Node, Target
 from ivr.flow.steps import (
     ActionRequest,
     Digits,
@@ -34,8 +34,6 @@ from ivr.flow.steps import (
     Transfer,
 )
 from ivr.speech import persian
-
-HUNG_UP = "dropped"  # the outcome of a call that ended before reaching any other
 
 
 def stronger_outcome(rank: Sequence[str], a: str | None, b: str | None) -> str | None:
