@@ -250,7 +250,7 @@ def flow_check(ctx: click.Context, menus: Path | None) -> None:
     from ivr.db import make_sessionmaker, transaction
     from ivr.flow.check import check_flow
     from ivr.flow.definition import FlowError, load_flow
-    from ivr.models import MESSAGE_KINDS
+    from ivr.models import LINES, MESSAGE_KINDS
     from ivr.prompts import load_catalogue
     from ivr.runner import CallActions
     from ivr.services.admin import list_topics
@@ -278,6 +278,7 @@ def flow_check(ctx: click.Context, menus: Path | None) -> None:
         implemented=implemented,
         kinds=MESSAGE_KINDS,
         topics=topics or None,
+        lines=LINES,
     )
     if problems:
         _fail_lines(problems)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from ivr.cli import main
 from ivr.flow.check import check_flow
 from ivr.flow.definition import DEFAULT_FLOW, FlowError, parse_flow
-from ivr.models import MESSAGE_KINDS, Topic
+from ivr.models import LINES, MESSAGE_KINDS, Topic
 from ivr.prompts import load_catalogue
 from ivr.runner import CallActions
 
@@ -37,7 +37,7 @@ def problems_of(data: Menus, topics: dict[str, str] | None = None) -> list[str]:
     except FlowError as exc:
         return str(exc).splitlines()
     return check_flow(flow, prompts=PROMPTS, implemented=IMPLEMENTED, kinds=MESSAGE_KINDS,
-                      topics=TOPICS if topics is None else topics)
+                      topics=TOPICS if topics is None else topics, lines=LINES)
 
 
 def node(data: Menus, name: str, line: str | None = None) -> dict[str, Any]:
@@ -66,6 +66,9 @@ def _del(path: str) -> Callable[[Menus], None]:
 
 
 BROKEN: list[tuple[str, Callable[[Menus], None], list[str]]] = [
+    ("unknown line", lambda d: d["lines"].update({"1999": d["lines"]["1888"]}),
+     ["line 1999: not a line the code serves (known: 137, 1888)"]),
+    ("line without menus", _del("lines.1888"), ["line 1888: has no menus"]),
     ("target", _set("lines.1888.nodes.leave_message.options.1", "nowhere"),
      ["line 1888, node 'leave_message': target 'nowhere' does not exist"]),
     ("on_skip target", _set("nodes.play_reply.on_skip", "nowhere"),

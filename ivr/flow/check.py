@@ -22,14 +22,21 @@ def check_flow(
     implemented: Collection[str] | None = None,
     kinds: Collection[str] | None = None,
     topics: Mapping[str, str] | None = None,
+    lines: Collection[str] | None = None,
 ) -> list[str]:
     """Every problem in `flow`, one line each; empty when it holds.
 
     `prompts`: the catalogue's names; `implemented`: the action names the code runs;
-    `kinds`: the message kinds; `topics`: topic code → its line. A collaborator left as
-    None is not checked.
+    `kinds`: the message kinds; `topics`: topic code → its line; `lines`: the lines the
+    code serves. A collaborator left as None is not checked.
     """
-    problems = action_problems(flow, implemented)
+    problems: list[str] = []
+    if lines is not None:
+        known = ", ".join(sorted(lines))
+        problems += [f"line {line}: not a line the code serves (known: {known})"
+                     for line in flow.lines if line not in lines]
+        problems += [f"line {line}: has no menus" for line in sorted(lines) if line not in flow.lines]
+    problems += action_problems(flow, implemented)
     if prompts is not None:
         problems += prompt_problems(flow, prompts)
     if kinds is not None:
