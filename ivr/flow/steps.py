@@ -99,8 +99,9 @@ class Done:
 class Key:
     """One key pressed (ReadKey, or a Play interrupted by a key).
 
-    `played_ms`: how long the prompts had played when the key came (summed over the
-    prompts of the instruction; 0 when the driver cannot tell, or the key came after them).
+    `played_ms`: how long the prompts had played when the key came, summed over the
+    instruction's prompts (all of them when it came after them); 0 when the driver cannot
+    tell, which counts as skipped at once. Not compared: two Key are equal by their key.
     """
 
     key: str
