@@ -11,7 +11,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -238,20 +238,59 @@ def flow() -> None:
 
 
 @flow.command("check")
+@click.option("--menus", "menus", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A menus file to check before it is deployed (default: the packaged one).")
 @click.pass_context
 @friendly
-def flow_check(ctx: click.Context) -> None:
-    """Check the menus: every target exists and every prompt is in the catalogue."""
-    from ivr.flow.definition import load_flow
+def flow_check(ctx: click.Context, menus: Path | None) -> None:
+    """Check the menus: targets, keys, prompts, actions and results, kinds, and the database's topics."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ivr.db import make_sessionmaker, transaction
+    from ivr.flow.check import check_flow
+    from ivr.flow.definition import FlowError, load_flow
+    from ivr.models import LINES, MESSAGE_KINDS
     from ivr.prompts import load_catalogue
+    from ivr.runner import CallActions
+    from ivr.services.admin import list_topics
 
     settings = _settings(ctx)
-    definition = load_flow()
-    catalogue = load_catalogue(settings.prompts_dir / "catalogue.yaml")
-    missing = sorted(definition.static_prompts() - set(catalogue))
-    if missing:
-        raise ConfigError(f"prompts used by the flow but missing from the catalogue: {', '.join(missing)}")
-    click.echo(f"flow ok: lines {', '.join(sorted(definition.lines))}, {len(definition.static_prompts())} prompts")
+    try:
+        definition = load_flow(menus)
+    except FlowError as exc:
+        _fail_lines(str(exc).splitlines())
+    topics: dict[str, str] | None = None
+    url = make_url(settings.database_url)
+    try:
+        if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).is_file():
+            raise FileNotFoundError(url.database)  # connecting would create an empty database
+        with transaction(make_sessionmaker(_engine(settings)), readonly=True) as s:
+            topics = {t.code: t.line_code for t in list_topics(s)}
+    except (SQLAlchemyError, FileNotFoundError) as exc:
+        click.echo(f"ivr: topics not checked: database not readable ({type(exc).__name__})", err=True)
+    if topics == {}:
+        click.echo("ivr: topics not checked: the database has no topics", err=True)
+    implemented = {name[3:] for name in dir(CallActions) if name.startswith("do_")}
+    problems = check_flow(
+        definition,
+        prompts=set(load_catalogue(settings.prompts_dir / "catalogue.yaml")),
+        implemented=implemented,
+        kinds=MESSAGE_KINDS,
+        topics=topics or None,
+        lines=LINES,
+    )
+    if problems:
+        _fail_lines(problems)
+    click.echo(f"flow ok: lines {', '.join(sorted(definition.lines))}, {len(definition.static_prompts())} prompts, "
+               f"{len(definition.actions_declared)} actions" + ("" if topics else " (topics not checked)"))
+
+
+def _fail_lines(problems: list[str]) -> NoReturn:
+    """One line per problem on stderr, then exit status 1."""
+    for problem in problems:
+        click.echo(f"ivr: error: {problem}", err=True)
+    sys.exit(1)
 
 
 # ---- spool and servers ------------------------------------------------------------

@@ -10,7 +10,7 @@ place: a short apology and the operators' queue, never dead air.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ivr.config import Settings
 from ivr.db import make_engine, make_sessionmaker, transaction
 from ivr.flow.definition import load_flow
-from ivr.flow.engine import OUTCOME_RANK, ActionResult, CallState, End, Engine
+from ivr.flow.engine import ActionResult, CallState, End, Engine, stronger_outcome
 from ivr.flow.steps import ActionRequest, Event, Instruction, Play, SetVariable, Started, Transfer
 from ivr.identifiers import is_valid_tracking_code, new_tracking_code
 from ivr.infra.spool import Spool
@@ -87,13 +87,18 @@ class CallActions:
         settings: Settings,
         *,
         clock: Callable[[], datetime] = utcnow,
+        outcome_rank: Sequence[str] | None = None,
     ) -> None:
-        """`clock` tells the time for working hours (tests pin it); call times are real."""
+        """`clock` tells the time for working hours (tests pin it); call times are real.
+
+        `outcome_rank`: the flow's outcomes, weakest first (default: the packaged flow's).
+        """
         self.factory = factory
         self.settings = settings
         self.store = AudioStore(settings.recordings_dir)
         self.spool = Spool(settings.spool_dir)
         self.clock = clock
+        self.outcome_rank = tuple(outcome_rank if outcome_rank is not None else load_flow().outcome_rank)
         self.workers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="register")
 
     def run(self, req: ActionRequest, ctx: CallContext) -> ActionResult:
@@ -215,16 +220,28 @@ class CallActions:
                 if msg is None:
                     return ActionResult("unknown")
                 status = phone_status(msg)
-                if status.reply_audio:
-                    mark_reply_heard(s, status.reply_id, self.clock())
         except DB_ERRORS as exc:
             log.error("call %s: lookup failed, database down: %s", ctx.record.channel_id, exc)
             return ActionResult("failed")
         out: dict[str, Any] = {"status_prompts": list(status.prompts), "message_code": status.tracking_code}
         if status.reply_audio:
             out["reply_audio"] = recording_ref(status.reply_audio)
+            out["reply_id"] = status.reply_id  # marked heard by `reply_heard`, once it has played
             return ActionResult("with_reply", out)
         return ActionResult("no_reply", out)
+
+    def do_reply_heard(self, args: dict[str, str], ctx: CallContext) -> ActionResult:
+        """The caller heard the reply (to its end, or long enough before skipping it): note when."""
+        reply_id = args.get("reply", "")
+        if not reply_id.isdigit():
+            return ActionResult("failed")
+        try:
+            with transaction(self.factory) as s:
+                mark_reply_heard(s, int(reply_id), self.clock())
+        except DB_ERRORS as exc:
+            log.error("call %s: reply not marked heard, database down: %s", ctx.record.channel_id, exc)
+            return ActionResult("failed")
+        return ActionResult("ok")
 
     def do_store_feedback(self, args: dict[str, str], ctx: CallContext) -> ActionResult:
         """Store the caller's satisfaction with the reply just heard."""
@@ -314,7 +331,7 @@ class CallActions:
             ctx.record.keys = ctx.earlier_keys + state.keys
             ctx.record.outcome = ctx.record.outcome or state.outcome or "dropped"
         if ctx.earlier_outcome:
-            ctx.record.outcome = stronger_outcome(ctx.earlier_outcome, ctx.record.outcome)
+            ctx.record.outcome = stronger_outcome(self.outcome_rank, ctx.earlier_outcome, ctx.record.outcome)
         ctx.record.ended_at = utcnow()
         for path in ctx.incoming:
             Path(path).unlink(missing_ok=True)  # unused takes; kept ones were moved away
@@ -347,15 +364,6 @@ class CallActions:
         """Ingest spooled calls if the database is back (cheap when the spool is empty)."""
         if self.spool.pending():
             self.spool.replay(self.factory)
-
-
-def stronger_outcome(a: str | None, b: str | None) -> str | None:
-    """Of two outcomes of one call, the one that says more (failed and operator-set ones win)."""
-    if a is None or b is None:
-        return a or b
-    if a in OUTCOME_RANK and b in OUTCOME_RANK:
-        return max(a, b, key=OUTCOME_RANK.index)
-    return b if b not in OUTCOME_RANK else a
 
 
 def case_prompts(case: Any, currency: str) -> list[str]:
@@ -452,4 +460,4 @@ def build_runner(
         factory = make_sessionmaker(make_engine(settings.database_url))
     if engine is None:
         engine = Engine(load_flow(), currency=settings.currency)
-    return CallRunner(engine, CallActions(factory, settings))
+    return CallRunner(engine, CallActions(factory, settings, outcome_rank=engine.flow.outcome_rank))

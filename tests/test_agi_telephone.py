@@ -88,6 +88,31 @@ def rms_dbfs(path: str) -> float:
 # ---- Play ----------------------------------------------------------------------------
 
 
+def test_play_reports_milliseconds_played_from_endpos_summed_over_prompts(settings: Settings) -> None:
+    # The fake plays each prompt for 1 s (8,000 samples) and is cut halfway by a key.
+    call = FakeAsteriskCall([wait(), wait()], incoming_root=settings.data_dir)
+    with _loopback_channel(call) as channel:
+        done = AgiTelephone(channel, settings, "c1").perform(Play(("welcome_1888", "intro_1888")))
+    assert isinstance(done, Done) and done.played_ms == 2000
+    call = FakeAsteriskCall([wait(), press("#")], incoming_root=settings.data_dir,
+                            prompt_seconds=lambda name: 12.0 if name == "reply" else 1.0)
+    with _loopback_channel(call) as channel:
+        key = AgiTelephone(channel, settings, "c2").perform(Play(("reply_follows", "reply"), interrupt=DIGITS))
+    assert key == Key("#") and isinstance(key, Key) and key.played_ms == 1000 + 6000
+
+
+def test_read_key_reports_milliseconds_played_before_the_key(settings: Settings) -> None:
+    events, _ = run(settings, [press("2")], ReadKey(("satisfaction_question",), keys="12"))
+    assert events == [Key("2")] and isinstance(events[0], Key) and events[0].played_ms == 500
+
+
+def test_play_missing_prompt_counts_no_time(settings: Settings) -> None:
+    call = FakeAsteriskCall([wait()], incoming_root=settings.data_dir, sounds_dir=settings.data_dir)
+    with _loopback_channel(call) as channel:
+        done = AgiTelephone(channel, settings, "c3").perform(Play(("no_such_prompt",)))
+    assert isinstance(done, Done) and done.played_ms == 0 and call.missing == ["no_such_prompt"]
+
+
 def test_play_prompts_played_out_gives_done(settings: Settings) -> None:
     events, call = run(settings, [wait(), wait()], Play(("welcome_1888", "intro_1888")))
     assert events == [Done()]
@@ -365,17 +390,18 @@ def _kind(event: Event) -> str:
 
 
 # What the engine hears when the caller hangs up during the n-th media command of the
-# journey. A prompt's `result=-1` is also what a missing file gives, so a hang-up during
-# a Play is only known at the next command (the HANGUP line, then 511).
+# journey. A prompt cut off by the hang-up answers `result=-1 endpos=N` (N > 0; a missing
+# file gives endpos=0): the hang-up is known at once, so a cut-off prompt never counts as
+# played to its end. Prompts before a recording are played with the plain `stream_file`.
 HANG_UP_EXPECTED = [
-    ["Done", "HungUp"],  # during welcome: known at the menu prompt
+    ["HungUp"],  # during welcome: cut off
     ["Done", "HungUp"],  # during the menu prompt: WAIT FOR DIGIT gets HANGUP + 511
     ["Done", "HungUp"],  # while waiting for the key: result=-1 says it
     ["Done", "Key", "HungUp"],  # while typing the code: GET DATA result=-1
     ["Done", "Key", "Digits", "Done", "HungUp"],  # during the record prompt: beep gets 511
     ["Done", "Key", "Digits", "Done", "Recorded(hangup)", "HungUp"],  # mid-message: file kept
     ["Done", "Key", "Digits", "Done", "Recorded(dtmf)", "HungUp"],  # during thanks
-    ["Done", "Key", "Digits", "Done", "Recorded(dtmf)", "Done", "Done", "Done"],  # during goodbye
+    ["Done", "Key", "Digits", "Done", "Recorded(dtmf)", "HungUp"],  # during goodbye: cut off
     ["Done", "Key", "Digits", "Done", "Recorded(dtmf)", "Done", "Done", "Done"],  # never: app hangs up
 ]
 

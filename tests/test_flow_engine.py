@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from ivr.flow.definition import FlowError, load_flow, parse_flow
-from ivr.flow.engine import ActionResult, CallState, End, Engine
+from ivr.flow.engine import ActionResult, CallState, End, Engine, stronger_outcome
 from ivr.flow.steps import (
     ActionRequest,
     Digits,
@@ -231,21 +231,67 @@ def test_engine_followup_invalid_code_gets_one_more_try(engine: Engine) -> None:
     assert state.outcome == "follow_up"
 
 
-def test_engine_followup_with_reply_plays_it_and_asks_satisfaction(engine: Engine) -> None:
+REPLY = "rec:2026/01/01/a.wav"
+
+
+def at_reply(engine: Engine) -> CallState:
+    """A follow-up whose message has a spoken reply, just looked up (the status is playing)."""
     state = at(engine, "137", "followup_code")
     engine.advance(state, Digits("123456789"))
     step = engine.on_action(
         state,
-        ActionResult("with_reply", {"status_prompts": ["status_answered"], "reply_audio": "rec:2026/01/01/a.wav"}),
+        ActionResult("with_reply", {"status_prompts": ["status_answered"], "reply_audio": REPLY, "reply_id": 7}),
     )
-    assert step == ReadKey(
-        prompts=("status_answered", "reply_follows", "rec:2026/01/01/a.wav", "satisfaction_question"),
-        keys="*129",
-        timeout_ms=5000,
-    )
+    # Keys during the status are not taken: the status prompts ignore them.
+    assert step == Play(prompts=("status_answered", "reply_follows"), interrupt="")
+    return state
+
+
+def test_engine_followup_with_reply_asks_satisfaction_only_after_the_reply(engine: Engine) -> None:
+    state = at_reply(engine)
+    assert engine.advance(state, Done()) == Play(prompts=(REPLY,), interrupt="0123456789*#")
+    # Played to its end: heard, then the question.
+    assert engine.advance(state, Done(played_ms=1500)) == ActionRequest(name="reply_heard", args={"reply": "7"})
+    step = engine.on_action(state, ActionResult("ok"))
+    assert step == ReadKey(prompts=("satisfaction_question",), keys="*129", timeout_ms=5000)
     step = engine.advance(state, Key("2"))
     assert step == ActionRequest(name="store_feedback", args={"code": "123456789", "satisfied": "0"})
     assert engine.on_action(state, ActionResult("dissatisfied")) == Play(prompts=("feedback_dissatisfied", "goodbye"))
+
+
+@pytest.mark.parametrize(
+    ("played_ms", "next_step"),
+    [
+        (0, ReadKey(prompts=("satisfaction_question",), keys="*129", timeout_ms=5000)),
+        (4999, ReadKey(prompts=("satisfaction_question",), keys="*129", timeout_ms=5000)),
+        (5000, ActionRequest(name="reply_heard", args={"reply": "7"})),
+        (60000, ActionRequest(name="reply_heard", args={"reply": "7"})),
+    ],
+)
+def test_engine_reply_skipped_counts_as_heard_only_after_heard_after_ms(
+    engine: Engine, played_ms: int, next_step: object
+) -> None:
+    state = at_reply(engine)
+    engine.advance(state, Done())
+    # A key during the reply skips it and is not an answer; the question comes next either way.
+    assert engine.advance(state, Key("1", played_ms=played_ms)) == next_step
+    assert state.vars.get("satisfied") is None and state.keys.endswith("1")
+
+
+def test_engine_reply_failing_to_mark_heard_still_asks(engine: Engine) -> None:
+    state = at_reply(engine)
+    engine.advance(state, Done())
+    engine.advance(state, Done())
+    assert engine.on_action(state, ActionResult("failed")) == ReadKey(
+        prompts=("satisfaction_question",), keys="*129", timeout_ms=5000
+    )
+
+
+def test_engine_hangup_during_reply_asks_nothing_and_marks_nothing(engine: Engine) -> None:
+    state = at_reply(engine)
+    engine.advance(state, Done())
+    assert engine.advance(state, HungUp()) == End()
+    assert state.outcome == "follow_up"
 
 
 def test_engine_case_lookup_speaks_report_and_offers_repeat(engine: Engine) -> None:
@@ -347,3 +393,72 @@ def test_engine_digits_filling_the_field_log_no_hash(engine: Engine) -> None:
     state = at(engine, "137", "district")
     engine.advance(state, Digits("7", timed_out=True))
     assert state.keys == "7"
+
+
+# ---- what the menus state: repeat and back keys, the outcome ranking -----------------------
+
+
+def _tiny(defaults: dict[str, object], outcomes: list[str] | None = None) -> Engine:
+    data: dict[str, object] = {
+        "defaults": defaults,
+        "lines": {"137": {"start": "main", "nodes": {
+            "main": {"type": "menu", "prompts": ["menu_main_137"], "options": {"1": "sub"}},
+            "sub": {"type": "menu", "prompts": ["menu_case_kind"], "options": {"2": "bye"}},
+            "bye": {"type": "hangup", "outcome": "guidance", "prompts": ["goodbye"]},
+            "fail": {"type": "hangup", "outcome": "operator"},
+        }}},
+    }
+    if outcomes is not None:
+        data["outcomes"] = outcomes
+    return Engine(parse_flow(data))
+
+
+def test_engine_repeat_and_back_keys_come_from_the_menus() -> None:
+    engine = _tiny({"repeat_key": "0", "back_key": "#", "on_fail": "fail"}, ["dropped", "guidance", "operator"])
+    state, first = engine.start("137")
+    assert first == ReadKey(prompts=("menu_main_137",), keys="#01", timeout_ms=5000)
+    assert engine.advance(state, Key("1")) == ReadKey(prompts=("menu_case_kind",), keys="#02", timeout_ms=5000)
+    assert engine.advance(state, Key("0")) == ReadKey(prompts=("menu_case_kind",), keys="#02", timeout_ms=5000)
+    assert engine.advance(state, Key("#")) == ReadKey(prompts=("menu_main_137",), keys="#01", timeout_ms=5000)
+    # 9 and * mean nothing here: an invalid key.
+    assert engine.advance(state, Key("9")) == ReadKey(prompts=("invalid_key", "menu_main_137"), keys="#01",
+                                                      timeout_ms=5000)
+
+
+def test_engine_menus_without_repeat_or_back_keys_offer_only_their_options() -> None:
+    engine = _tiny({"on_fail": "fail"}, ["dropped", "guidance", "operator"])
+    _, first = engine.start("137")
+    assert isinstance(first, ReadKey) and first.keys == "1"
+
+
+def test_engine_outcome_ranking_comes_from_the_menus() -> None:
+    for outcomes, expected in ((["dropped", "guidance", "operator"], "operator"),
+                               (["dropped", "operator", "guidance"], "guidance")):
+        engine = _tiny({"on_fail": "fail"}, outcomes)
+        state, _ = engine.start("137")
+        state.outcome = "operator"  # reached earlier in the call
+        engine.advance(state, Key("1"))
+        engine.advance(state, Key("2"))  # reaches `bye`: guidance
+        assert state.outcome == expected
+
+
+def test_flow_definition_outcome_not_in_the_list_is_refused() -> None:
+    with pytest.raises(FlowError, match="outcome 'guidance' is not in the 'outcomes' list"):
+        _tiny({"on_fail": "fail"})
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        (None, None, None),
+        (None, "guidance", "guidance"),
+        ("operator", None, "operator"),
+        ("guidance", "operator", "operator"),
+        ("message_registered", "dropped", "message_registered"),
+        ("failed", "operator", "failed"),  # outside the ranking: an error or an operator's word wins
+        ("operator", "failed", "failed"),
+        ("failed", "spam", "spam"),
+    ],
+)
+def test_stronger_outcome_by_the_flows_ranking(a: str | None, b: str | None, expected: str | None) -> None:
+    assert stronger_outcome(load_flow().outcome_rank, a, b) == expected

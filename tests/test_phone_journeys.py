@@ -386,3 +386,67 @@ def test_journey_reply_played_on_phone_is_marked_heard(agi: AgiServer, settings:
     call(agi, settings, [press("2"), type_digits(code + "#"), wait(), wait(), wait(), press("1")])
     db.expire_all()
     assert db.get(Reply, reply.id).heard_at is not None
+
+
+# ---- answers after hearing ---------------------------------------------------------------
+
+
+def _followup(agi: AgiServer, settings: Settings, code: str, script: list, reply_seconds: float = 1.0) -> FakeAsteriskCall:
+    """A follow-up call on 1888 for `code`; the reply (played by absolute path) lasts `reply_seconds`."""
+    fake = FakeAsteriskCall(
+        [press("2"), type_digits(code + "#"), *script],
+        env={"agi_network_script": "1888", "agi_request": "agi://127.0.0.1:4573/1888", "agi_callerid": "0912"},
+        incoming_root=settings.data_dir,
+        prompt_seconds=lambda name: reply_seconds if name.startswith("/") else 1.0,
+        idle_limit=60,
+    )
+    run_fake_call_tcp(*agi.address, fake, timeout=20)
+    return fake
+
+
+def _left_message(agi: AgiServer, settings: Settings, db: Session) -> tuple[str, Reply]:
+    first = call(agi, settings, [press("1"), press("1"), speak(2), press("#"), press("1")])
+    code = first.variables["TRACKING_CODE"]
+    _, reply, _ = answer_by_voice(db, settings, code, "پاسخ")
+    return code, reply
+
+
+def _heard_at(db: Session, reply: Reply) -> object:
+    db.expire_all()
+    return db.get(Reply, reply.id).heard_at  # type: ignore[union-attr]
+
+
+def test_journey_key_1_during_status_stores_no_feedback_and_marks_nothing_heard(
+    agi: AgiServer, settings: Settings, db: Session
+) -> None:
+    code, reply = _left_message(agi, settings, db)
+    # `1` during the status is not an answer; the caller hangs up before the reply ends.
+    fake = _followup(agi, settings, code, [press("1"), wait(), hangup()])
+    assert "1" in fake.lost_keys and "satisfaction_question" not in fake.heard
+    assert db.scalars(select(Feedback)).all() == []
+    assert _heard_at(db, reply) is None  # looked up is not heard
+    assert call_row(db, fake).outcome == "follow_up"
+
+
+def test_journey_key_during_status_then_the_reply_heard_and_the_question_asked(
+    agi: AgiServer, settings: Settings, db: Session
+) -> None:
+    code, reply = _left_message(agi, settings, db)
+    fake = _followup(agi, settings, code, [press("1"), wait(), wait(), hangup()])
+    heard = fake.heard[fake.heard.index("status_answered"):]
+    assert heard[1] == "reply_follows" and heard[2].startswith("/") and heard[3] == "satisfaction_question"
+    assert db.scalars(select(Feedback)).all() == []  # the question was asked, never answered
+    assert _heard_at(db, reply) is not None  # played to its end
+
+
+@pytest.mark.parametrize(("reply_seconds", "heard"), [(2.0, False), (20.0, True)])
+def test_journey_reply_skipped_is_heard_only_after_a_few_seconds_and_the_question_follows(
+    agi: AgiServer, settings: Settings, db: Session, reply_seconds: float, heard: bool
+) -> None:
+    code, reply = _left_message(agi, settings, db)
+    # A key during the reply skips it (halfway) and is not an answer; `2` answers the question.
+    fake = _followup(agi, settings, code, [wait(), wait(), press("1"), press("2")], reply_seconds=reply_seconds)
+    assert "satisfaction_question" in fake.heard
+    (fb,) = db.scalars(select(Feedback)).all()
+    assert fb.satisfied is False and fb.reply_id == reply.id
+    assert (_heard_at(db, reply) is not None) is heard

@@ -476,11 +476,18 @@ def test_twilio_followup_plays_the_spoken_reply_by_signed_link_and_stores_feedba
     second.start()
     second.press("2")
     root = second.press(code, finished_on_key="#")
-    names = prompt_order(root)
-    assert names[:2] == ["status_answered", "reply_follows"] and names[3] == "satisfaction_question"
-    token = names[2]
+    assert prompt_order(root) == ["status_answered", "reply_follows"]
+    assert root.find("Gather") is None  # no key is an answer during the status
+    root = second.follow()
+    [token] = prompt_order(root)
     assert app.extensions["ivr_twilio"].voice.twiml.tokens.rel_path(token) == stored.rel_path
-    assert stored.rel_path not in (root.find("Gather/Play[3]").text or "")  # never a path in the URL
+    assert root.find("Gather") is None and stored.rel_path not in (root.find("Play").text or "")  # never a path
+    db.expire_all()
+    assert db.get(type(reply), reply.id).heard_at is None  # looked up, not yet heard
+    root = second.follow()  # the <Play> of the reply reached its end: heard, then the question
+    assert prompt_order(root) == ["satisfaction_question"] and root.find("Gather/Play") is not None
+    db.expire_all()
+    assert db.get(type(reply), reply.id).heard_at is not None
     root = second.press("2")
     assert prompt_order(root) == ["feedback_dissatisfied", "goodbye"]
     assert [c.tag for c in second.follow()] == ["Hangup"]
@@ -491,6 +498,36 @@ def test_twilio_followup_plays_the_spoken_reply_by_signed_link_and_stores_feedba
     assert db.scalars(select(Reminder)).all() == []  # 1888
     call = db.scalars(select(Call).where(Call.channel_id == second.call_sid)).one()
     assert (call.outcome, call.keys) == ("follow_up", "2" + code + "#2")
+
+
+def test_twilio_key_1_during_the_status_is_no_answer_and_the_reply_unheard_until_played(
+    phone: TwilioPhone, jobs: QueuedJobs, fake_api: FakeTwilioApi, twilio_settings: Settings,
+    session_factory: sessionmaker[Session], db: Session, tmp_path: Path,
+) -> None:
+    from ivr.models import Feedback, Reply
+    from tests.test_phone_journeys import answer_by_voice
+
+    leave_message_over_twilio(phone, jobs, fake_api, twilio_settings, session_factory,
+                              speech_bytes(tmp_path, 2.0), rec_sid(12))
+    phone.hang_up()
+    code = db.scalars(select(Message)).one().tracking_code
+    _, reply, _ = answer_by_voice(db, twilio_settings, code, "رسیدگی شد")
+
+    second = TwilioPhone(phone.client)
+    second.start()
+    second.press("2")
+    status = second.press(code, finished_on_key="#")
+    assert status.find("Gather") is None and status.find("Redirect") is not None
+    # Twilio hears no key outside a <Gather>; even a `1` posted with the status's redirect is no answer.
+    redirect = status.find("Redirect").text.removeprefix(PUBLIC_BASE)
+    root = second._twiml(redirect, second.params(Digits="1"))
+    assert root.find("Gather") is None and len(prompt_order(root)) == 1  # the reply, not the thanks
+    second.hang_up()  # before the reply's <Play> reached its end
+    db.expire_all()
+    assert db.scalars(select(Feedback)).all() == []
+    assert db.get(Reply, reply.id).heard_at is None
+    call = db.scalars(select(Call).where(Call.channel_id == second.call_sid)).one()
+    assert call.outcome == "follow_up"
 
 
 def test_twilio_webhooks_are_exempt_from_the_consoles_csrf_protection(

@@ -62,8 +62,10 @@ def test_journey_phone_message_referred_answered_in_console_and_heard_on_key_2(
     wait_for(followups)
     assert followups == [reply.id]
 
-    # 5. The caller follows up with the tracking code (key 2) and hears the 8 kHz WAV reply.
-    followup = call(agi, settings, [press("2"), type_digits(code + "#"), wait(), wait(), wait(), press("1")],
+    # 5. The caller follows up with the tracking code (key 2), hears the 8 kHz WAV reply to its
+    # end (status, unit, "the reply follows", the reply), then answers the question.
+    assert "شنیده شد" not in client.get(f"/inbox/messages/{msg.id}").get_data(as_text=True)
+    followup = call(agi, settings, [press("2"), type_digits(code + "#"), wait(), wait(), wait(), wait(), press("1")],
                     caller=CALLER)
     phone_file = str(settings.recordings_dir / wav.path).rsplit(".", 1)[0]
     browser_file = str(settings.recordings_dir / browser.path).rsplit(".", 1)[0]
@@ -74,3 +76,5 @@ def test_journey_phone_message_referred_answered_in_console_and_heard_on_key_2(
     assert db.get(Reply, reply.id).heard_at is not None
     (feedback,) = db.scalars(select(Feedback).where(Feedback.message_id == msg.id)).all()
     assert (feedback.satisfied, feedback.reply_id) == (True, reply.id)  # key 1 after the reply: satisfied
+    # 6. The manager sees that the citizen heard it (heard to its end, not merely looked up).
+    assert "شنیده شد" in client.get(f"/inbox/messages/{msg.id}").get_data(as_text=True)

@@ -1,8 +1,11 @@
-"""Loading and checking the call-flow definition (`menus.yaml`).
+"""Loading the call-flow definition (`menus.yaml`).
 
-The definition is data: nodes, their prompts and their transitions, per line. Loading
-it checks that every transition leads to a node that exists, so a typo in an edited
-menu is caught by `ivr flow check` before it reaches a caller.
+The definition is data: nodes, their prompts and their transitions, per line; the
+actions with the results each can report; the menu keys every menu shares (repeat,
+back); and the outcomes a call can reach, weakest first. Loading refuses what the
+engine could not run (a transition to a node that does not exist, an outcome not in
+the list); `ivr.flow.check` checks the rest of the contract (prompts, actions and
+their results, topics, kinds) against the catalogue, the code and the database.
 """
 from __future__ import annotations
 
@@ -19,10 +22,11 @@ DEFAULT_FLOW = Path(__file__).resolve().parent / "menus.yaml"
 NODE_TYPES = ("menu", "digits", "record", "action", "play", "setvar", "transfer", "hangup")
 DYNAMIC_KINDS = ("digits", "number", "date", "amount", "say")
 _VAR_RE = re.compile(r"^\$[a-z_][a-z0-9_]*$")
+HUNG_UP = "dropped"  # the outcome of a call that ended before reaching any other: always ranked
 
 
 class FlowError(ValueError):
-    """The flow definition is malformed; the message says where."""
+    """The flow definition is malformed; the message says where (one line per problem)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,11 @@ class Node:
     max_attempts: int = 3
     on_fail: Target | None = None
     on_timeout: Target | None = None
+    interrupt: str = ""
+    heard_after_ms: int | None = None
+    on_skip: Target | None = None
+    repeat_key: str = ""
+    back_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,10 +79,20 @@ class LineFlow:
 
 
 @dataclass(frozen=True)
+class ActionSpec:
+    """An action the flow may request, and every result it can report."""
+
+    name: str
+    results: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class FlowDefinition:
-    """The whole call flow: one LineFlow per line."""
+    """The whole call flow: one LineFlow per line, the declared actions, the outcome ranking."""
 
     lines: dict[str, LineFlow]
+    actions_declared: dict[str, ActionSpec] = field(default_factory=dict)
+    outcome_rank: tuple[str, ...] = ()
 
     def static_prompts(self) -> set[str]:
         """Every catalogue prompt any node can play (dynamic speech excluded)."""
@@ -90,6 +109,19 @@ class FlowDefinition:
         return {
             n.action for f in self.lines.values() for n in f.nodes.values() if n.action is not None
         }
+
+    def set_values(self, var: str) -> set[str]:
+        """Every literal value a transition gives the variable `var` (e.g. each `kind` or `topic`)."""
+        return {value for _, _, value in self.assignments(var)}
+
+    def assignments(self, var: str) -> list[tuple[str, str, str]]:
+        """(line, node, value) for every transition that sets `var` to a literal."""
+        out: list[tuple[str, str, str]] = []
+        for line, flow in self.lines.items():
+            for node in flow.nodes.values():
+                for target in _targets(node):
+                    out += [(line, node.name, v) for k, v in target.set if k == var and not v.startswith("$")]
+        return out
 
 
 def _target(raw: Any, where: str) -> Target:
@@ -129,6 +161,14 @@ def _prompts(raw: Any, where: str) -> tuple[Any, ...]:
     return tuple(out)
 
 
+def _key(raw: Any, where: str) -> str:
+    """A phone key, or '' for none (a menu without repeat or back)."""
+    key = "" if raw is None else str(raw)
+    if key and (len(key) != 1 or key not in DIGITS):
+        raise FlowError(f"{where}: {key!r} is not a phone key")
+    return key
+
+
 def _node(name: str, raw: dict[str, Any], defaults: dict[str, Any]) -> Node:
     where = f"node {name!r}"
     kind = raw.get("type")
@@ -166,7 +206,16 @@ def _node(name: str, raw: dict[str, Any], defaults: dict[str, Any]) -> Node:
         max_attempts=int(raw.get("max_attempts", defaults.get("retries", 3))),
         on_fail=_target(raw.get("on_fail") or defaults.get("on_fail", "goodbye"), f"{where} on_fail"),
         on_timeout=_target(raw["on_timeout"], f"{where} on_timeout") if "on_timeout" in raw else None,
+        interrupt=_keys(raw.get("interrupt"), f"{where} interrupt"),
+        heard_after_ms=int(raw["heard_after_ms"]) if "heard_after_ms" in raw else None,
+        on_skip=_target(raw["on_skip"], f"{where} on_skip") if "on_skip" in raw else None,
+        repeat_key=_key(raw.get("repeat_key", defaults.get("repeat_key")), f"{where} repeat_key"),
+        back_key=_key(raw.get("back_key", defaults.get("back_key")), f"{where} back_key"),
     )
+    if (node.on_skip is None) != (node.heard_after_ms is None):
+        raise FlowError(f"{where}: 'on_skip' and 'heard_after_ms' go together")
+    if node.on_skip is not None and not node.interrupt:
+        raise FlowError(f"{where}: 'on_skip' needs 'interrupt' keys that can skip the prompts")
     required = {
         "menu": ("options",),
         "digits": ("var", "next", "max_digits"),
@@ -183,6 +232,37 @@ def _node(name: str, raw: dict[str, Any], defaults: dict[str, Any]) -> Node:
     return node
 
 
+def _keys(raw: Any, where: str) -> str:
+    keys = "" if raw is None else str(raw)
+    if any(k not in DIGITS for k in keys):
+        raise FlowError(f"{where}: {keys!r} are not all phone keys")
+    return keys
+
+
+def _actions(raw: Any) -> dict[str, ActionSpec]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise FlowError("'actions' maps each action name to {results: [...]}")
+    out: dict[str, ActionSpec] = {}
+    for name, spec in raw.items():
+        results = spec.get("results") if isinstance(spec, dict) else None
+        if not isinstance(results, list) or not results:
+            raise FlowError(f"action {name!r}: declare its results as a list, e.g. {{results: [ok, failed]}}")
+        out[str(name)] = ActionSpec(name=str(name), results=tuple(str(r) for r in results))
+    return out
+
+
+def _outcomes(raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(set(map(str, raw))) != len(raw):
+        raise FlowError("'outcomes' is a list of distinct outcome names, weakest first")
+    if HUNG_UP not in map(str, raw):
+        raise FlowError(f"'outcomes' must rank {HUNG_UP!r}, the outcome of a call hung up early")
+    return tuple(str(o) for o in raw)
+
+
 def parse_flow(data: dict[str, Any]) -> FlowDefinition:
     """Build and check a FlowDefinition from parsed YAML."""
     if not isinstance(data, dict) or "lines" not in data:
@@ -197,25 +277,38 @@ def parse_flow(data: dict[str, Any]) -> FlowDefinition:
         if start not in nodes:
             raise FlowError(f"line {line}: start node {start!r} does not exist")
         lines[str(line)] = LineFlow(line=str(line), start=start, nodes=nodes)
-    definition = FlowDefinition(lines=lines)
-    _check_targets(definition)
+    definition = FlowDefinition(
+        lines=lines, actions_declared=_actions(data.get("actions")), outcome_rank=_outcomes(data.get("outcomes"))
+    )
+    problems = graph_problems(definition)
+    if problems:
+        raise FlowError("\n".join(problems))
     return definition
 
 
-def _check_targets(definition: FlowDefinition) -> None:
+def _targets(node: Node) -> list[Target]:
+    targets = [*node.options.values(), *node.results.values()]
+    return targets + [t for t in (node.next, node.on_fail, node.on_timeout, node.on_skip) if t]
+
+
+def graph_problems(definition: FlowDefinition) -> list[str]:
+    """What the engine could not run: missing targets, bad variables, outcomes not ranked."""
+    problems: list[str] = []
     for line, flow in definition.lines.items():
         for node in flow.nodes.values():
-            targets = [*node.options.values(), *node.results.values()]
-            targets += [t for t in (node.next, node.on_fail, node.on_timeout) if t]
-            for t in targets:
+            where = f"line {line}, node {node.name!r}"
+            for t in _targets(node):
                 if t.goto not in flow.nodes:
-                    raise FlowError(f"line {line}, node {node.name!r}: target {t.goto!r} does not exist")
+                    problems.append(f"{where}: target {t.goto!r} does not exist")
             for p in (*node.intro, *node.prompts):
                 if isinstance(p, tuple) and not re.match(r"^[a-z_][a-z0-9_]*$", p[1]):
-                    raise FlowError(f"line {line}, node {node.name!r}: bad variable {p[1]!r}")
+                    problems.append(f"{where}: bad variable {p[1]!r}")
             for v in node.args.values():
                 if v.startswith("$") and not _VAR_RE.match(v):
-                    raise FlowError(f"line {line}, node {node.name!r}: bad variable {v!r}")
+                    problems.append(f"{where}: bad variable {v!r}")
+            if node.outcome is not None and node.outcome not in definition.outcome_rank:
+                problems.append(f"{where}: outcome {node.outcome!r} is not in the 'outcomes' list")
+    return problems
 
 
 def load_flow(path: Path | None = None) -> FlowDefinition:

@@ -8,11 +8,12 @@ requests.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
-from ivr.flow.definition import FlowDefinition, LineFlow, Node, Target
+from ivr.flow.definition import HUNG_UP, FlowDefinition, LineFlow, Node, Target
 from ivr.flow.steps import (
     ActionRequest,
     Digits,
@@ -34,8 +35,19 @@ from ivr.flow.steps import (
 )
 from ivr.speech import persian
 
-# What a call achieved, weakest first: a later, stronger outcome replaces a weaker one.
-OUTCOME_RANK = ("dropped", "guidance", "operator", "case_lookup", "follow_up", "message_registered")
+
+def stronger_outcome(rank: Sequence[str], a: str | None, b: str | None) -> str | None:
+    """Of two outcomes of one call, the one that says more.
+
+    `rank` lists the flow's outcomes weakest first (`FlowDefinition.outcome_rank`); an
+    outcome outside it (`failed`, or one an operator set) wins over a ranked one, and
+    of two such, the later (`b`).
+    """
+    if a is None or b is None:
+        return a or b
+    if a in rank and b in rank:
+        return max(a, b, key=rank.index)
+    return b if b not in rank else a
 
 
 @dataclass(frozen=True)
@@ -149,8 +161,7 @@ class Engine:
     def _record_outcome(self, state: CallState, outcome: str | None) -> None:
         if outcome is None:
             return
-        if state.outcome is None or OUTCOME_RANK.index(outcome) > OUTCOME_RANK.index(state.outcome):
-            state.outcome = outcome
+        state.outcome = stronger_outcome(self.flow.outcome_rank, state.outcome, outcome)
 
     def _enter(self, state: CallState, name: str) -> Step:
         node = self._node(state, name)
@@ -173,7 +184,7 @@ class Engine:
                 state.intro_done.append(node.name)
                 prompts += self._resolve(state, node.intro)
             prompts += self._resolve(state, node.prompts)
-            keys = "".join(sorted(set(node.options) | {"9", "*"}))
+            keys = "".join(sorted((set(node.options) | {node.repeat_key, node.back_key}) - {""}))
             return ReadKey(prompts=prompts, keys=keys, timeout_ms=node.timeout_ms)
         if t == "digits":
             return ReadDigits(
@@ -188,7 +199,7 @@ class Engine:
             args = {k: self._value(state, v) for k, v in node.args.items()}
             return ActionRequest(name=node.action or "", args=args)
         if t == "play":
-            return Play(prompts=self._resolve(state, node.prompts))
+            return Play(prompts=self._resolve(state, node.prompts), interrupt=node.interrupt)
         if t == "setvar":
             return SetVariable(name=node.name_var or "", value=self._value(state, node.value or ""))
         if t in ("transfer", "hangup"):
@@ -221,9 +232,9 @@ class Engine:
             state.keys += event.key
             if event.key in node.options:
                 return self._go(state, node.options[event.key])
-            if event.key == "9":
+            if event.key == node.repeat_key:
                 return self._instruction(state, node)
-            if event.key == "*":
+            if event.key == node.back_key:
                 return self._back(state, node)
             return self._retry(state, node, "invalid_key")
         if isinstance(event, Timeout | Done):
@@ -239,9 +250,9 @@ class Engine:
         # `#` ended the input unless it timed out or the digits filled the field.
         ended_by_hash = not event.timed_out and len(typed) < node.max_digits
         state.keys += typed + ("#" if ended_by_hash else "")
-        if typed.startswith("*"):
+        if node.back_key and typed.startswith(node.back_key):
             return self._back(state, node)
-        typed = typed.replace("*", "")
+        typed = typed.replace("*", "")  # a star is never part of a number or a code
         if not typed:
             return self._retry(state, node, "no_input")
         state.vars[node.var or ""] = typed
@@ -264,6 +275,11 @@ class Engine:
 
     def _on_play(self, state: CallState, node: Node, event: Event) -> Step:
         assert node.next is not None
+        if isinstance(event, Key):
+            # A key skipped the prompts: heard if they played long enough, else `on_skip`.
+            state.keys += event.key
+            if node.on_skip is not None and event.played_ms < (node.heard_after_ms or 0):
+                return self._go(state, node.on_skip)
         return self._go(state, node.next)
 
     def _on_setvar(self, state: CallState, node: Node, event: Event) -> Step:
@@ -291,7 +307,7 @@ class Engine:
         state.finished = True
         state.hung_up = True
         if state.outcome is None:
-            state.outcome = "dropped"
+            state.outcome = HUNG_UP
         return End()
 
     # ---- prompts --------------------------------------------------------------------

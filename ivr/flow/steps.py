@@ -87,14 +87,25 @@ class Started:
 
 @dataclass(frozen=True)
 class Done:
-    """A Play or SetVariable finished without a key."""
+    """A Play or SetVariable finished without a key: a Play's prompts played to their end.
+
+    `played_ms`: how long they played, when the driver knows (not compared: two Done are equal).
+    """
+
+    played_ms: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
 class Key:
-    """One key pressed (ReadKey, or a Play interrupted by a key)."""
+    """One key pressed (ReadKey, or a Play interrupted by a key).
+
+    `played_ms`: how long the prompts had played when the key came, summed over the
+    instruction's prompts (all of them when it came after them); 0 when the driver cannot
+    tell, which counts as skipped at once. Not compared: two Key are equal by their key.
+    """
 
     key: str
+    played_ms: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)

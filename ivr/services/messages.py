@@ -234,7 +234,11 @@ def phone_status(message: Message) -> PhoneStatus:
 
 
 def mark_reply_heard(session: Session, reply_id: int | None, when: datetime) -> None:
-    """Note the first time the citizen was played a reply on the phone."""
+    """Note the first time the citizen heard a reply on the phone.
+
+    Heard means played to its end, or skipped after the menus' `heard_after_ms`; the
+    flow calls this after the playback (action `reply_heard`), never at look-up.
+    """
     if reply_id is None:
         return
     reply = session.get(Reply, reply_id)

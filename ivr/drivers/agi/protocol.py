@@ -384,6 +384,21 @@ class AgiChannel(AGI):
 
     def stream_file(self, name: str, escape: str = "") -> str:  # type: ignore[override]
         """Play a prompt; the key in `escape` that interrupted it, or ''."""
+        return self._stream_file(name, escape)[0]
+
+    def stream_file_to(self, name: str, escape: str = "") -> tuple[str, int]:
+        """Play a prompt: (the key in `escape` that interrupted it or '', the sample it reached).
+
+        Unlike `stream_file`, a prompt cut off by the hang-up raises CallerHungUp at once,
+        so it is never taken for one played to its end.
+        """
+        key, reply = self._stream_file(name, escape)
+        if reply.result == "-1" and reply.endpos:
+            self._mark_hung_up("STREAM FILE cut off")
+            raise CallerHungUp(f"hung up during {name}")
+        return key, max(reply.endpos or 0, 0)
+
+    def _stream_file(self, name: str, escape: str) -> tuple[str, Reply]:
         reply = self.execute("STREAM FILE", name, Quoted(escape), 0)
         if reply.result == "-1":
             # -1 is both "file missing" and "hung up": the HANGUP line or a 511 will tell.
@@ -393,12 +408,12 @@ class AgiChannel(AGI):
                 # A missing file answers endpos=0; a position means it was playing when the
                 # caller hung up (Asterisk sends the HANGUP line just after this reply).
                 log.info("call %s: prompt %r cut off at sample %d (hang-up)", self.uniqueid, name, reply.endpos)
-                return ""
+                return "", reply
             log.warning(
                 "call %s: prompt %r not played (missing file, or the caller hung up)", self.uniqueid, name
             )
-            return ""
-        return self._key(reply, "STREAM FILE")
+            return "", reply
+        return self._key(reply, "STREAM FILE"), reply
 
     def wait_for_digit(self, ms: int) -> str:  # type: ignore[override]
         """Wait up to `ms` milliseconds for one key; '' on timeout."""

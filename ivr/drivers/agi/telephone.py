@@ -72,18 +72,14 @@ class AgiTelephone:
         ch = self._channel
         match instruction:
             case Play(prompts=prompts, interrupt=interrupt):
-                for name in prompts:
-                    key = ch.stream_file(self._prompt(name), interrupt)
-                    if key:
-                        return Key(key)
-                return Done()
+                key, played_ms = self._play(prompts, interrupt)
+                return Key(key, played_ms) if key else Done(played_ms)
             case ReadKey(prompts=prompts, keys=keys, timeout_ms=timeout_ms):
-                for name in prompts:
-                    key = ch.stream_file(self._prompt(name), keys)
-                    if key:
-                        return Key(key)
+                key, played_ms = self._play(prompts, keys)
+                if key:
+                    return Key(key, played_ms)
                 key = ch.wait_for_digit(timeout_ms)
-                return Key(key) if key else Timeout()
+                return Key(key, played_ms) if key else Timeout()
             case ReadDigits(prompts=prompts, max_digits=max_digits, timeout_ms=timeout_ms):
                 return self._read_digits(prompts, max_digits, timeout_ms)
             case Record():
@@ -98,6 +94,19 @@ class AgiTelephone:
                 ch.hangup()
                 return Done()
         raise TypeError(f"not an instruction: {instruction!r}")
+
+    def _play(self, prompts: tuple[str, ...], escape: str) -> tuple[str, int]:
+        """Stream prompts until a key in `escape`: (the key or '', milliseconds played in all).
+
+        STREAM FILE's `endpos` is the sample each prompt reached (8 kHz: 8 per millisecond).
+        """
+        samples = 0
+        for name in prompts:
+            key, endpos = self._channel.stream_file_to(self._prompt(name), escape)
+            samples += endpos
+            if key:
+                return key, samples // SAMPLES_PER_MS
+        return "", samples // SAMPLES_PER_MS
 
     def _read_digits(self, prompts: tuple[str, ...], max_digits: int, timeout_ms: int) -> Event:
         ch = self._channel

@@ -104,6 +104,9 @@ class TwimlRenderer:
                      recording_status_callback_event="completed absent")
             r.redirect(action, method="POST")  # reached only when nothing was recorded
             return r.to_xml(), Expect("record")
+        # A Play is never inside a <Gather>: Twilio hears no key during it, so its redirect
+        # (the next webhook) means it played to its end. A question asked after it (the
+        # satisfaction question after a reply) is the next step's <Gather>.
         for name in step.prompts:
             r.play(self.prompt_url(name))
         r.redirect(action, method="POST")

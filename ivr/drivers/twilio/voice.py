@@ -42,7 +42,7 @@ from ivr.drivers.twilio.recordings import (
 )
 from ivr.drivers.twilio.twiml import AudioTokens, Expect, TwimlRenderer
 from ivr.flow.definition import load_flow
-from ivr.flow.engine import ActionResult, CallState, End, Engine, Step
+from ivr.flow.engine import ActionResult, CallState, End, Engine, Step, stronger_outcome
 from ivr.flow.steps import (
     ActionRequest,
     Digits,
@@ -58,7 +58,7 @@ from ivr.flow.steps import (
 )
 from ivr.jobqueue import Jobs, enqueue_after_commit
 from ivr.models import LINES, Call, Message, TwilioCall, TwilioRecording, utcnow
-from ivr.runner import DB_ERRORS, CallActions, CallContext, stronger_outcome
+from ivr.runner import DB_ERRORS, CallActions, CallContext
 from ivr.services.call_log import CallRecord
 
 log = logging.getLogger(__name__)
@@ -323,7 +323,8 @@ class TwilioVoice:
         ctx = CallContext(record=CallRecord.from_dict(saved["record"]), state=state)
         self.engine.advance(state, HungUp())
         if FINAL_CALL_STATUSES[status] is not None:
-            ctx.record.outcome = stronger_outcome(FINAL_CALL_STATUSES[status], ctx.record.outcome)
+            ctx.record.outcome = stronger_outcome(self.engine.flow.outcome_rank, FINAL_CALL_STATUSES[status],
+                                                  ctx.record.outcome)
             ctx.record.error = f"Twilio call status: {status}"
         saved.update(flow=state.to_dict(), expect={"kind": "end", "max_digits": 0}, action=None)
         with transaction(self.factory) as s:
@@ -349,7 +350,7 @@ class TwilioVoice:
         if audio is None:
             return None
         ctx = CallContext(record=record)
-        record.outcome = stronger_outcome(record.outcome, "message_registered")
+        record.outcome = stronger_outcome(self.engine.flow.outcome_rank, record.outcome, "message_registered")
         return self.actions.register_stored(args, audio, ctx, origin_key=self.actions.origin_key(ctx, recording_sid),
                                             on_registered=_link(recording_sid))
 
@@ -450,5 +451,5 @@ def build_twilio_voice(
 ) -> TwilioVoice:
     """The Twilio driver for this deployment: the packaged flow and the shared actions."""
     engine = Engine(load_flow(), currency=settings.currency)
-    actions = TwilioCallActions(factory, settings, clock=clock)
+    actions = TwilioCallActions(factory, settings, clock=clock, outcome_rank=engine.flow.outcome_rank)
     return TwilioVoice(settings, factory, engine, actions, TwimlRenderer(settings, AudioTokens(settings)))
