@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import text
@@ -20,6 +21,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from ivr.config import Settings, load_settings
 from ivr.db import make_engine
 from ivr.migrate import upgrade
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 POSTGRES_URL = os.environ.get(
     "IVR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -308,3 +312,12 @@ def page(browser: object, live_server: LiveServer) -> Iterator[object]:
     pg.set_default_timeout(15000)
     yield pg
     context.close()
+
+
+def browser_login(page: Page, live_server: LiveServer, username: str, password: str) -> None:
+    """Sign in through the login form in the browser and wait for the console's home page."""
+    page.goto("/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(live_server.url + "/")

@@ -9,6 +9,7 @@ from ivr.analysis import dashboard as d
 from ivr.analysis.generator import generate
 from ivr.models import User
 from ivr.services.users import hash_password
+from tests.conftest import browser_login
 
 pytestmark = pytest.mark.slow
 PASSWORD = "a long password"
@@ -42,11 +43,7 @@ def test_browser_analyst_sees_every_chart_with_its_numbers(page, live_server) ->
     )
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("response", lambda r: errors.append(r.url) if r.status >= 400 else None)
-    page.goto("/login")
-    page.fill("#username", "desk-analyst")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server.url + "/")
+    browser_login(page, live_server, "desk-analyst", PASSWORD)
     page.click("text=میز تحلیل")
     page.wait_for_selector("#chart-funnel")
     for chart in CHARTS:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from ivr.followthrough.inspections import sample_for_inspection
 from ivr.models import FieldCheck, Reminder, User, utcnow
 from ivr.services.users import hash_password
+from tests.conftest import browser_login
 from tests.test_followthrough import answer, make_request, make_unit
 
 pytestmark = pytest.mark.slow
@@ -22,11 +23,7 @@ def _sign_in(page, live_server, username: str, role: str, unit_id: int | None = 
         session.add(User(username=username, full_name=f"کاربر {username}", role=role, unit_id=unit_id,
                          password_hash=hash_password(PASSWORD)))
         session.commit()
-    page.goto("/login")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server.url + "/")
+    browser_login(page, live_server, username, PASSWORD)
 
 
 def test_browser_inspector_fails_a_check_with_a_photo(page, live_server, tmp_path: Path) -> None:
