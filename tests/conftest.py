@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from ivr.cli import main
 from ivr.config import Settings, load_settings
 from ivr.db import make_engine
 from ivr.migrate import upgrade
@@ -312,6 +314,21 @@ def page(browser: object, live_server: LiveServer) -> Iterator[object]:
     pg.set_default_timeout(15000)
     yield pg
     context.close()
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working folder of its own for the `ivr` command, with the embedded default database."""
+    monkeypatch.chdir(tmp_path)
+    for key in ("IVR_DATABASE_URL", "IVR_DATA_DIR", "IVR_AGI_PORT", "IVR_VAR_DIR"):
+        monkeypatch.delenv(key, raising=False)
+    return tmp_path
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """Run `ivr ARGS...` as an administrator types it: (exit code, stdout, stderr)."""
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
 
 
 def browser_login(page: Page, live_server: LiveServer, username: str, password: str) -> None:
