@@ -152,7 +152,10 @@ def test_failing_job_on_redis_is_retried_then_kept_visible_in_cli_and_console(
     settings = redis_queue.with_(job_backoff=(0, 0))
     job = CountingFollowup()
     jobs = RedisJobs(settings, session_factory, JobRegistry({"reply.followup": job}))
-    jobs.enqueue("reply.followup", job_id="reply.followup:999999", reply_id=999999)  # no such reply: fails
+    # RQ job ids are global to the Redis server: one of this queue's own keeps concurrent runs apart
+    # (and the fixture deletes its key after).
+    job_id = f"reply.followup:{settings.queue_name}"
+    jobs.enqueue("reply.followup", job_id=job_id, reply_id=999999)  # no such reply: fails
     jobs.work(burst=True)
     assert job.attempts == 3  # the first try and two retries
     [kept] = jobs.failed()
