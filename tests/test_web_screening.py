@@ -5,6 +5,7 @@ import re
 
 from sqlalchemy import select
 
+from ivr.identifiers import persian_digits
 from ivr.models import Message, Referral, User
 from tests.conftest import csrf_token, login
 from tests.console_data import seed
@@ -161,7 +162,7 @@ def test_typed_message_form_registers_and_shows_the_code_in_persian_digits(clien
     shown = re.search(r'id="tracking-code"[^>]*>([۰-۹]{9})<', page).group(1)
     with session_factory() as session:
         msg = session.scalars(select(Message).where(Message.source == "operator")).one()
-        assert shown == msg.tracking_code.translate(str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹"))
+        assert shown == persian_digits(msg.tracking_code)
         assert (msg.body, msg.citizen.phone, msg.status) == ("آب‌گرفتگی کوچه", "09127654321", "new")
 
 
