@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,20 +74,26 @@ def engine(request: pytest.FixtureRequest) -> Engine:
     return request.getfixturevalue(f"{request.param}_engine")
 
 
-@pytest.fixture
-def session_factory(engine: Engine) -> Iterator[sessionmaker[Session]]:
+@contextmanager
+def rolled_back(engine: Engine) -> Iterator[sessionmaker[Session]]:
     """A session factory whose every session joins one outer transaction, rolled back at the end.
 
     Code under test may commit freely: commits become savepoint releases.
     """
     conn = engine.connect()
     outer = conn.begin()
-    factory = sessionmaker(
-        bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint"
-    )
-    yield factory
-    outer.rollback()
-    conn.close()
+    try:
+        yield sessionmaker(bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint")
+    finally:
+        outer.rollback()
+        conn.close()
+
+
+@pytest.fixture
+def session_factory(engine: Engine) -> Iterator[sessionmaker[Session]]:
+    """Sessions for one test, rolled back at its end (see `rolled_back`)."""
+    with rolled_back(engine) as factory:
+        yield factory
 
 
 @pytest.fixture
