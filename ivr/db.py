@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.dml import UpdateBase
 
 READONLY = "ivr_readonly"
 
@@ -70,3 +71,15 @@ def transaction(factory: sessionmaker[Session], *, readonly: bool = False) -> It
         raise
     finally:
         session.close()
+
+
+def execute_dml(session: Session, statement: UpdateBase) -> CursorResult[Any]:
+    """Run an INSERT, UPDATE or DELETE in `session`; its CursorResult, for `rowcount`.
+
+    `Session.execute` is typed to return a plain Result, which has no `rowcount`; for DML
+    it always returns a CursorResult, and this checks so rather than casting.
+    """
+    result = session.execute(statement)
+    if not isinstance(result, CursorResult):  # pragma: no cover - SQLAlchemy's contract for DML
+        raise TypeError(f"expected a CursorResult for {type(statement).__name__}, got {type(result).__name__}")
+    return result

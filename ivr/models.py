@@ -6,7 +6,7 @@ the two agree. Change both (and add an Alembic migration) in one commit.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -21,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
+    Table,
     Text,
     Time,
     UniqueConstraint,
@@ -126,6 +127,10 @@ class Base(DeclarativeBase):
     """Declarative base with deterministic constraint names."""
 
     metadata = MetaData(naming_convention=NAMING)
+    if TYPE_CHECKING:
+        # Every model here names its own table (`__tablename__`), so `__table__` is a Table,
+        # not the FromClause SQLAlchemy declares for any mapped selectable.
+        __table__: ClassVar[Table]
 
 
 class Line(Base):

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ivr.config import Settings
 from ivr.identifiers import InvalidIdentifier, normalize_phone
+
+if TYPE_CHECKING:
+    from twilio.rest import Client
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +61,7 @@ class LocalNotifier:
 class TwilioNotifier:
     """Sends SMS with Twilio's REST client, with delivery reports to the status callback."""
 
-    def __init__(self, settings: Settings, client: object | None = None) -> None:
+    def __init__(self, settings: Settings, client: Client | None = None) -> None:
         from ivr.drivers.twilio.rest import build_client
 
         self.settings = settings
@@ -76,7 +79,7 @@ class TwilioNotifier:
             raise NotifierError("IVR_TWILIO_NUMBERS names no number to send SMS from", permanent=True)
         options = {"status_callback": self.status_callback} if self.status_callback else {}
         try:
-            msg = self.client.messages.create(to=e164(phone), from_=sender, body=body, **options)  # type: ignore[attr-defined]
+            msg = self.client.messages.create(to=e164(phone), from_=sender, body=body, **options)
         except TwilioRestException as exc:
             err = rest_error(exc)
             raise NotifierError(str(err), permanent=err.permanent) from None

@@ -10,16 +10,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from ivr.cli import main
 from ivr.config import Settings, load_settings
 from ivr.db import make_engine
 from ivr.migrate import upgrade
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 POSTGRES_URL = os.environ.get(
     "IVR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -67,20 +74,26 @@ def engine(request: pytest.FixtureRequest) -> Engine:
     return request.getfixturevalue(f"{request.param}_engine")
 
 
-@pytest.fixture
-def session_factory(engine: Engine) -> Iterator[sessionmaker[Session]]:
+@contextmanager
+def rolled_back(engine: Engine) -> Iterator[sessionmaker[Session]]:
     """A session factory whose every session joins one outer transaction, rolled back at the end.
 
     Code under test may commit freely: commits become savepoint releases.
     """
     conn = engine.connect()
     outer = conn.begin()
-    factory = sessionmaker(
-        bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint"
-    )
-    yield factory
-    outer.rollback()
-    conn.close()
+    try:
+        yield sessionmaker(bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint")
+    finally:
+        outer.rollback()
+        conn.close()
+
+
+@pytest.fixture
+def session_factory(engine: Engine) -> Iterator[sessionmaker[Session]]:
+    """Sessions for one test, rolled back at its end (see `rolled_back`)."""
+    with rolled_back(engine) as factory:
+        yield factory
 
 
 @pytest.fixture
@@ -308,3 +321,27 @@ def page(browser: object, live_server: LiveServer) -> Iterator[object]:
     pg.set_default_timeout(15000)
     yield pg
     context.close()
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working folder of its own for the `ivr` command, with the embedded default database."""
+    monkeypatch.chdir(tmp_path)
+    for key in ("IVR_DATABASE_URL", "IVR_DATA_DIR", "IVR_AGI_PORT", "IVR_VAR_DIR"):
+        monkeypatch.delenv(key, raising=False)
+    return tmp_path
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """Run `ivr ARGS...` as an administrator types it: (exit code, stdout, stderr)."""
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def browser_login(page: Page, live_server: LiveServer, username: str, password: str) -> None:
+    """Sign in through the login form in the browser and wait for the console's home page."""
+    page.goto("/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(live_server.url + "/")

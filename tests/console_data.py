@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.models import Call, Citizen, Message, Recording, Topic, Unit, User
 from ivr.services.users import hash_password
@@ -64,3 +64,11 @@ def seed(session: Session, *, with_manager: bool = True) -> Seed:
     session.flush()
     return Seed(unit_a.id, unit_b.id, manager.id if with_manager else 0, topic_1888.id, topic_137.id,
                 [m.id for m in msgs])
+
+
+def seed_committed(session_factory: sessionmaker[Session]) -> Seed:
+    """`seed` in a session of its own, committed, for tests that go through the web app."""
+    with session_factory() as session:
+        s = seed(session)
+        session.commit()
+    return s

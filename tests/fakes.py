@@ -53,6 +53,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from PIL import Image
+
 from ivr.drivers.agi.protocol import AgiChannel
 
 DIGITS = "0123456789*#"
@@ -210,6 +212,13 @@ def write_speech_wav(path: Path, seconds: float) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_wav(path, speech_samples(seconds))
     return path
+
+
+def photo_bytes(size: tuple[int, int] = (8, 8), fmt: str = "PNG") -> bytes:
+    """A small plain image, as an inspector's phone would upload a photo of the site."""
+    buf = io.BytesIO()
+    Image.new("RGB", size, (90, 90, 90)).save(buf, format=fmt)
+    return buf.getvalue()
 
 
 # ---- the fake Asterisk ----------------------------------------------------------------

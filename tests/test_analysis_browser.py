@@ -7,8 +7,10 @@ import pytest
 
 from ivr.analysis import dashboard as d
 from ivr.analysis.generator import generate
+from ivr.identifiers import persian_digits
 from ivr.models import User
 from ivr.services.users import hash_password
+from tests.conftest import browser_login
 
 pytestmark = pytest.mark.slow
 PASSWORD = "a long password"
@@ -42,17 +44,13 @@ def test_browser_analyst_sees_every_chart_with_its_numbers(page, live_server) ->
     )
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("response", lambda r: errors.append(r.url) if r.status >= 400 else None)
-    page.goto("/login")
-    page.fill("#username", "desk-analyst")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server.url + "/")
+    browser_login(page, live_server, "desk-analyst", PASSWORD)
     page.click("text=میز تحلیل")
     page.wait_for_selector("#chart-funnel")
     for chart in CHARTS:
         assert page.evaluate(f"!!Chart.getChart(document.getElementById('{chart}'))"), chart
     labels = page.evaluate("Chart.getChart(document.getElementById('chart-calls-daily')).data.labels")
-    assert len(labels) == 30 and labels[-1] == d.jalali(today).translate(str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹"))
+    assert len(labels) == 30 and labels[-1] == persian_digits(d.jalali(today))
     bars = page.evaluate("Chart.getChart(document.getElementById('chart-funnel')).data.datasets[0].data")
     assert bars[:2] == [funnel["registered"], funnel["referred"]] and funnel["registered"] > 50
     assert errors == []

@@ -4,37 +4,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from ivr.cli import main
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A working folder of its own, with the embedded default database."""
-    monkeypatch.chdir(tmp_path)
-    for key in ("IVR_DATABASE_URL", "IVR_DATA_DIR", "IVR_AGI_PORT", "IVR_VAR_DIR"):
-        monkeypatch.delenv(key, raising=False)
-    return tmp_path
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
+from tests.conftest import run_cli
 
 
 @pytest.mark.slow
 def test_analysis_cli_generates_then_rebuilds_rollups(env: Path) -> None:
-    code, out, _ = run("analysis", "generate", "--calls", "400", "--messages", "40", "--days", "20")
+    code, out, _ = run_cli("analysis", "generate", "--calls", "400", "--messages", "40", "--days", "20")
     assert code == 0
     assert "calls                 400" in out and "messages               40" in out
     assert "generated in" in out
-    code, out, _ = run("analysis", "rebuild-rollups")
+    code, out, _ = run_cli("analysis", "rebuild-rollups")
     assert code == 0
     assert "rollup_call_hours" in out and "rollup_messages_monthly" in out
 
 
 def test_analysis_cli_too_many_messages_is_one_clear_line(env: Path) -> None:
-    code, out, err = run("analysis", "generate", "--calls", "10", "--messages", "20", "--days", "5")
+    code, out, err = run_cli("analysis", "generate", "--calls", "10", "--messages", "20", "--days", "5")
     assert code == 1
     assert err.strip() == "ivr: error: at most one message per call: ask for more calls or fewer messages"

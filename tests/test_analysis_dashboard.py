@@ -14,6 +14,7 @@ from ivr.analysis import dashboard as d
 from ivr.analysis.generator import GeneratorError, call_outcome_shares, generate
 from ivr.analysis.stats import benjamini_hochberg, poisson_sf
 from ivr.models import Message, Referral, Reminder, Topic, Unit
+from tests.conftest import rolled_back
 
 END = date(2026, 11, 1)
 PERIOD = d.Period(END - timedelta(days=30), END - timedelta(days=1))
@@ -23,18 +24,12 @@ TEHRAN = ZoneInfo("Asia/Tehran")
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def generated(request: pytest.FixtureRequest) -> Iterator[Session]:
     """One generated city per backend for the whole module (the tests only read), rolled back after."""
-    engine = request.getfixturevalue(f"{request.param}_engine")
-    conn = engine.connect()
-    outer = conn.begin()
-    session = Session(bind=conn, join_transaction_mode="create_savepoint")
-    report = generate(session, calls=6000, messages=600, days=120, end=END, seed=7, chunk=2500)
-    assert report.counts["calls"] == 6000
-    assert report.counts["messages"] == 600
-    assert report.triggers_off == (request.param == "postgres")
-    yield session
-    session.close()
-    outer.rollback()
-    conn.close()
+    with rolled_back(request.getfixturevalue(f"{request.param}_engine")) as factory, factory() as session:
+        report = generate(session, calls=6000, messages=600, days=120, end=END, seed=7, chunk=2500)
+        assert report.counts["calls"] == 6000
+        assert report.counts["messages"] == 600
+        assert report.triggers_off == (request.param == "postgres")
+        yield session
 
 
 def _local(session: Session, column: str) -> tuple[str, str, str]:

@@ -6,9 +6,11 @@ import wave
 import pytest
 from sqlalchemy import select
 
+from ivr.identifiers import persian_digits
 from ivr.infra.storage import AudioStore, has_speech
 from ivr.models import Message, Reply, Unit, User
 from ivr.services.users import hash_password
+from tests.conftest import browser_login
 from tests.test_web_inbox import referred_message
 
 pytestmark = pytest.mark.slow
@@ -25,14 +27,10 @@ def test_browser_manager_records_and_sends_a_spoken_reply(page, live_server) -> 
         s.commit()
         message_id, code = msg.id, msg.tracking_code
 
-    page.goto("/login")
-    page.fill("#username", "reza")
-    page.fill("#password", "a long password")
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server.url + "/")
+    browser_login(page, live_server, "reza", "a long password")
     page.click("text=صندوق صوتی")
     page.click(f"a[href='/inbox/messages/{message_id}']")
-    assert page.locator("h1").inner_text().endswith(code.translate(str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")))
+    assert page.locator("h1").inner_text().endswith(persian_digits(code))
     # The message plays in the page (its audio is served to this manager).
     assert page.evaluate(
         """() => new Promise((ok) => { const a = document.querySelector('audio.message-audio');

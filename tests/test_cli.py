@@ -4,24 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from ivr.cli import main
 from ivr.config import ConfigError, load_settings
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A working folder of its own, with the embedded default database."""
-    monkeypatch.chdir(tmp_path)
-    for key in ("IVR_DATABASE_URL", "IVR_DATA_DIR", "IVR_AGI_PORT", "IVR_VAR_DIR"):
-        monkeypatch.delenv(key, raising=False)
-    return tmp_path
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
+from tests.conftest import run_cli
 
 
 def test_cli_db_upgrade_creates_sqlite_under_var(env: Path) -> None:
@@ -30,29 +15,29 @@ def test_cli_db_upgrade_creates_sqlite_under_var(env: Path) -> None:
     from ivr.migrate import alembic_config
 
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    code, out, _ = run("db", "upgrade")
+    code, out, _ = run_cli("db", "upgrade")
     assert code == 0 and f"empty → {head}" in out
     assert (env / "var" / "ivr.sqlite3").is_file()
-    code, out, _ = run("db", "upgrade")
+    code, out, _ = run_cli("db", "upgrade")
     assert code == 0 and f"{head} → {head}" in out
 
 
 def test_cli_malformed_setting_is_one_clear_line(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IVR_AGI_PORT", "forty")
-    code, out, err = run("db", "upgrade")
+    code, out, err = run_cli("db", "upgrade")
     assert code == 1
     assert err == "ivr: error: IVR_AGI_PORT: expected a whole number, got 'forty'\n"
 
 
 def test_cli_setting_from_dotenv_file(env: Path) -> None:
     (env / ".env").write_text("IVR_DATABASE_URL=mysql://nope\n", encoding="utf-8")
-    code, _, err = run("db", "upgrade")
+    code, _, err = run_cli("db", "upgrade")
     assert code == 1 and err.startswith("ivr: error: IVR_DATABASE_URL: expected a sqlite:/// or postgresql:// URL")
 
 
 def test_cli_unreachable_database_is_one_line(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IVR_DATABASE_URL", "postgresql://postgres@127.0.0.1:1/nowhere?connect_timeout=2")
-    code, _, err = run("db", "upgrade")
+    code, _, err = run_cli("db", "upgrade")
     assert code == 1 and err.startswith("ivr: error: database unreachable:") and err.count("\n") == 1
 
 
@@ -66,8 +51,8 @@ def test_cli_cases_import_reports_bad_rows_and_keeps_good_ones(env: Path) -> Non
         "3003,article100,23,appeal,,,,\n",
         encoding="utf-8",
     )
-    run("db", "upgrade")
-    code, out, err = run("cases", "import", str(csv))
+    run_cli("db", "upgrade")
+    code, out, err = run_cli("cases", "import", str(csv))
     assert code == 1
     assert "2 case(s) imported, 2 bad row(s)" in out
     assert f"{csv}:3:" in err and f"{csv}:5:" in err
@@ -77,27 +62,27 @@ def test_cli_cases_import_reports_bad_rows_and_keeps_good_ones(env: Path) -> Non
 def test_cli_cases_import_without_header_imports_nothing(env: Path) -> None:
     csv = env / "cases.csv"
     csv.write_text("1001,urban_planning,3,site_visit,,,,\n", encoding="utf-8")
-    run("db", "upgrade")
-    code, out, err = run("cases", "import", str(csv))
+    run_cli("db", "upgrade")
+    code, out, err = run_cli("cases", "import", str(csv))
     assert code == 1 and err.startswith("ivr: error:") and "imported" not in out
 
 
 def test_cli_flow_check_passes_for_shipped_menus(env: Path) -> None:
-    code, out, _ = run("flow", "check")
+    code, out, _ = run_cli("flow", "check")
     assert code == 0 and out.startswith("flow ok: lines 137, 1888")
 
 
 def test_cli_spool_replay_with_nothing_waiting(env: Path) -> None:
-    run("db", "upgrade")
-    code, out, _ = run("spool", "replay")
+    run_cli("db", "upgrade")
+    code, out, _ = run_cli("spool", "replay")
     assert code == 0 and out == "0 ingested, 0 waiting, 0 rejected\n"
 
 
 def test_cli_users_add_validates_role_and_unit(env: Path) -> None:
-    run("db", "upgrade")
-    code, _, err = run("users", "add", "mgr1", "--name", "مدیر", "--role", "manager", "--password", "a-long-password")
+    run_cli("db", "upgrade")
+    code, _, err = run_cli("users", "add", "mgr1", "--name", "مدیر", "--role", "manager", "--password", "a-long-password")
     assert code == 1 and err.startswith("ivr: error:")
-    code, out, _ = run("users", "add", "op_one", "--name", "اپراتور یک", "--role", "operator", "--password", "a-long-password")
+    code, out, _ = run_cli("users", "add", "op_one", "--name", "اپراتور یک", "--role", "operator", "--password", "a-long-password")
     assert code == 0 and "op_one (operator) added" in out
 
 
@@ -124,6 +109,6 @@ def test_config_postgres_url_uses_psycopg3_driver() -> None:
 def test_cli_cases_import_binary_file_is_refused_cleanly(env: Path) -> None:
     blob = env / "cases.csv"
     blob.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe\x00\x01" * 50)
-    run("db", "upgrade")
-    code, _, err = run("cases", "import", str(blob))
+    run_cli("db", "upgrade")
+    code, _, err = run_cli("cases", "import", str(blob))
     assert code == 1 and err.startswith("ivr: error:") and "Traceback" not in err

@@ -26,6 +26,7 @@ from ivr.followthrough.notices import call_file_text, send_reply_notice, write_c
 from ivr.followthrough.reminders import dissatisfied_1888
 from ivr.followthrough.scorecard import unit_scorecard
 from ivr.followthrough.surveys import is_quiet, next_allowed, schedule_survey, send_due_surveys
+from ivr.identifiers import persian_digits
 from ivr.jobqueue import InProcessJobs
 from ivr.models import (
     Citizen,
@@ -46,6 +47,7 @@ from ivr.models import (
 from ivr.services.feedback import record_feedback
 from ivr.services.sms import receive_sms
 from tests.fake_twilio import QueuedJobs
+from tests.fakes import photo_bytes
 
 TZ_SETTINGS = {"quiet_hours": (time(0, 0), time(0, 0)), "survey_delay_minutes": 0}
 PHONE = "09121234567"
@@ -122,7 +124,7 @@ def test_reply_notice_then_sms_answer_2_raises_reminder_at_same_unit_and_score_d
             [notice] = s.scalars(select(Sms).where(Sms.purpose == "reply_notice")).all()
             assert (notice.phone, notice.status, notice.message_id) == (PHONE, "sent", msg_id)
             assert notice.provider_sid.startswith("local-")  # LocalNotifier took it
-            assert code.translate(str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")) in notice.body
+            assert persian_digits(code) in notice.body
             assert "۱۳۷" in notice.body and "کلید ۲" in notice.body
             survey = s.scalars(select(Survey).where(Survey.reply_id == reply_id)).one()
             assert survey.status == "scheduled"
@@ -382,7 +384,7 @@ def test_overdue_referral_is_escalated_once_even_when_the_sweep_runs_twice(db: S
     db.refresh(ref)
     assert ref.escalated_at == now
     [sms] = db.scalars(select(Sms).where(Sms.purpose == "escalation")).all()
-    assert sms.phone == "09127654321" and msg.tracking_code.translate(str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")) in sms.body
+    assert sms.phone == "09127654321" and persian_digits(msg.tracking_code) in sms.body
     [row] = list_escalations(db, to_unit_id=parent.id)
     assert (row.tracking_code, row.unit_name, row.to_unit_name, row.still_open, row.notified) == (
         msg.tracking_code, unit.name, parent.name, True, True)
@@ -436,16 +438,6 @@ def test_sampling_is_deterministic_and_weighted(settings: Settings, db: Session)
     assert weights[bad.id] == 3.0  # every reply got a reminder: 1 + 2 × 1 + (1 − 1)
 
 
-def _png() -> bytes:
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (4, 4), (200, 10, 10)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def _pending_check(db: Session, settings: Settings) -> tuple[FieldCheck, Message, Referral]:
     now = utcnow()
     unit = make_unit(db, "asphalt")
@@ -461,12 +453,12 @@ def test_failed_field_check_reopens_request_at_same_unit(settings: Settings, db:
     inspector = User(username="insp", full_name="بازرس", role="inspector", password_hash="x")
     db.add(inspector)
     db.flush()
-    done = record_check(db, check.id, inspector_id=inspector.id, passed=False, note="هنوز چاله هست", photo=_png(),
+    done = record_check(db, check.id, inspector_id=inspector.id, passed=False, note="هنوز چاله هست", photo=photo_bytes(),
                         settings=settings)
     assert (done.status, done.inspector_id) == ("failed", inspector.id)
     reminder = db.get(Reminder, done.reminder_id)
     assert (reminder.reason, reminder.unit_id, reminder.message_id) == ("field_check_failed", ref.unit_id, msg.id)
-    assert (settings.inspection_photos_dir / done.photo_path).read_bytes() == _png()
+    assert (settings.inspection_photos_dir / done.photo_path).read_bytes() == photo_bytes()
     db.refresh(ref)
     assert ref.closed_at is None and db.get(Message, msg.id).status == "referred"
     with pytest.raises(InspectionError, match="پیش‌تر ثبت شده"):
@@ -479,7 +471,7 @@ def test_field_check_rejects_fake_or_large_photos_and_empty_results(settings: Se
         record_check(db, check.id, inspector_id=None, passed=True, note=None, photo=b"\x89PNG\r\n\x1a\nnot really",
                      settings=settings)
     with pytest.raises(InspectionError, match="بزرگ‌تر"):
-        record_check(db, check.id, inspector_id=None, passed=True, note=None, photo=_png(),
+        record_check(db, check.id, inspector_id=None, passed=True, note=None, photo=photo_bytes(),
                      settings=settings.with_(inspection_photo_max_bytes=10))
     with pytest.raises(InspectionError, match="توضیح یا عکس"):
         record_check(db, check.id, inspector_id=None, passed=True, note="  ", photo=None, settings=settings)

@@ -1,7 +1,6 @@
 """Follow-through pages in a real headless Chromium: an inspector's photo upload, the scorecard's chart."""
 from __future__ import annotations
 
-import io
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,6 +10,8 @@ from sqlalchemy import select
 from ivr.followthrough.inspections import sample_for_inspection
 from ivr.models import FieldCheck, Reminder, User, utcnow
 from ivr.services.users import hash_password
+from tests.conftest import browser_login
+from tests.fakes import photo_bytes
 from tests.test_followthrough import answer, make_request, make_unit
 
 pytestmark = pytest.mark.slow
@@ -22,16 +23,10 @@ def _sign_in(page, live_server, username: str, role: str, unit_id: int | None = 
         session.add(User(username=username, full_name=f"کاربر {username}", role=role, unit_id=unit_id,
                          password_hash=hash_password(PASSWORD)))
         session.commit()
-    page.goto("/login")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server.url + "/")
+    browser_login(page, live_server, username, PASSWORD)
 
 
 def test_browser_inspector_fails_a_check_with_a_photo(page, live_server, tmp_path: Path) -> None:
-    from PIL import Image
-
     now = utcnow()
     with live_server.session_factory() as s:
         unit = make_unit(s, "asphalt")
@@ -41,9 +36,7 @@ def test_browser_inspector_fails_a_check_with_a_photo(page, live_server, tmp_pat
         s.commit()
         check_id, msg_id = check.id, msg.id
     photo = tmp_path / "site.jpg"
-    buf = io.BytesIO()
-    Image.new("RGB", (32, 24), (90, 90, 90)).save(buf, format="JPEG")
-    photo.write_bytes(buf.getvalue())
+    photo.write_bytes(photo_bytes((32, 24), "JPEG"))
 
     _sign_in(page, live_server, "inspector1", "inspector")
     page.click("text=بازرسی میدانی")

@@ -13,9 +13,11 @@ from sqlalchemy import select
 from ivr.followthrough.escalation import sweep_overdue
 from ivr.followthrough.inspections import sample_for_inspection
 from ivr.followthrough.jobs import reply_followup_job
+from ivr.identifiers import persian_digits
 from ivr.jobqueue import JobContext, JobRegistry, RedisJobs
 from ivr.models import AuditEntry, FieldCheck, Reminder, utcnow
 from tests.conftest import csrf_token, login
+from tests.fakes import photo_bytes
 from tests.test_followthrough import QueuedJobs, answer, make_request, make_unit
 
 PAGES = {
@@ -66,7 +68,7 @@ def test_manager_sees_own_unit_trend_and_escalations_raised_to_it(client, make_u
     client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
     login(client, *make_user("manager", unit_id=parent_id))
     escalated = client.get("/followthrough/escalations").get_data(as_text=True)
-    assert code.translate(str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")) in escalated and "هنوز بی‌پاسخ" in escalated
+    assert persian_digits(code) in escalated and "هنوز بی‌پاسخ" in escalated
 
 
 def test_supervisor_sees_every_unit_and_bad_month_is_400(client, make_user, session_factory) -> None:
@@ -76,14 +78,6 @@ def test_supervisor_sees_every_unit_and_bad_month_is_400(client, make_user, sess
     assert 'id="scorecards"' in page and "واحد roads" in page and "واحد parks" in page
     assert client.get("/followthrough/scorecard?month=azar").status_code == 400
     assert client.get("/followthrough/scorecard?month=1405-13").status_code == 400
-
-
-def _png() -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (8, 8), (0, 120, 0)).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def _check(session_factory, settings) -> tuple[int, int]:
@@ -106,7 +100,7 @@ def test_inspector_records_failed_check_with_photo_and_request_reopens(client, m
     }, content_type="multipart/form-data", follow_redirects=True)
     assert "تصویر معتبری نیست" in fake.get_data(as_text=True)
     resp = client.post(f"/followthrough/checks/{check_id}", data={
-        "csrf_token": token, "result": "failed", "note": "آسفالت نشده", "photo": (io.BytesIO(_png()), "p.png"),
+        "csrf_token": token, "result": "failed", "note": "آسفالت نشده", "photo": (io.BytesIO(photo_bytes()), "p.png"),
     }, content_type="multipart/form-data", follow_redirects=True)
     assert "نتیجه بازرسی ثبت شد" in resp.get_data(as_text=True)
     with session_factory() as s:
@@ -152,7 +146,10 @@ def test_failing_job_on_redis_is_retried_then_kept_visible_in_cli_and_console(
     settings = redis_queue.with_(job_backoff=(0, 0))
     job = CountingFollowup()
     jobs = RedisJobs(settings, session_factory, JobRegistry({"reply.followup": job}))
-    jobs.enqueue("reply.followup", job_id="reply.followup:999999", reply_id=999999)  # no such reply: fails
+    # RQ job ids are global to the Redis server: one of this queue's own keeps concurrent runs apart
+    # (and the fixture deletes its key after).
+    job_id = f"reply.followup:{settings.queue_name}"
+    jobs.enqueue("reply.followup", job_id=job_id, reply_id=999999)  # no such reply: fails
     jobs.work(burst=True)
     assert job.attempts == 3  # the first try and two retries
     [kept] = jobs.failed()

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from ivr.models import ApiToken, AuditEntry, Message, Referral, User
 from ivr.services.api_tokens import create_token, hash_token, revoke_token
-from tests.console_data import seed
+from tests.console_data import seed_committed
 
 
 def _token(session_factory, role: str, username: str | None = None, make_user=None) -> str:
@@ -27,10 +27,7 @@ def _auth(token: str) -> dict[str, str]:
 
 @pytest.fixture
 def seeded(session_factory):
-    with session_factory() as session:
-        s = seed(session)
-        session.commit()
-    return s
+    return seed_committed(session_factory)
 
 
 def test_api_without_or_with_a_bad_token_is_401_json(client, seeded) -> None:

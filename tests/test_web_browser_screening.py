@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from ivr.models import AuditEntry, Message, Referral, User, utcnow
 from ivr.services.users import hash_password
+from tests.conftest import browser_login
 from tests.console_data import seed
 
 pytestmark = pytest.mark.slow
@@ -23,11 +24,7 @@ def test_browser_operator_claims_classifies_and_refers_a_message(page, live_serv
         session.add(User(username="neda", full_name="ندا کارشناس", role="operator",
                          password_hash=hash_password("a long password")))
         session.commit()
-    page.goto("/login")
-    page.fill("#username", "neda")
-    page.fill("#password", "a long password")
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server.url + "/")
+    browser_login(page, live_server, "neda", "a long password")
     page.click("text=پالایش پیام‌ها")
     page.wait_for_url(live_server.url + "/screening/")
     rows = page.locator("table.queue tbody tr")
@@ -61,11 +58,7 @@ def test_browser_duplicate_suggestion_fills_the_original(page, live_server) -> N
         session.add(User(username="omid", full_name="امید", role="supervisor",
                          password_hash=hash_password("a long password")))
         session.commit()
-    page.goto("/login")
-    page.fill("#username", "omid")
-    page.fill("#password", "a long password")
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server.url + "/")
+    browser_login(page, live_server, "omid", "a long password")
     page.goto(f"/screening/{s.messages[2]}")
     page.click("#claim")
     page.click("button.use-original")

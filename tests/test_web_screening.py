@@ -5,16 +5,10 @@ import re
 
 from sqlalchemy import select
 
+from ivr.identifiers import persian_digits
 from ivr.models import Message, Referral, User
 from tests.conftest import csrf_token, login
-from tests.console_data import seed
-
-
-def _seed(session_factory):
-    with session_factory() as session:
-        s = seed(session)
-        session.commit()
-    return s
+from tests.console_data import seed_committed
 
 
 def _user_id(session_factory, username: str) -> int:
@@ -41,7 +35,7 @@ def test_persian_labels_cover_every_value_the_models_allow() -> None:
 
 
 def test_screening_queue_shows_messages_oldest_first_in_persian(client, make_user, session_factory) -> None:
-    s = _seed(session_factory)
+    s = seed_committed(session_factory)
     login(client, *make_user("operator"))
     page = client.get("/screening/").get_data(as_text=True)
     assert "صف پالایش" in page and "۳ پیام" in page
@@ -52,7 +46,7 @@ def test_screening_queue_shows_messages_oldest_first_in_persian(client, make_use
 
 
 def test_screening_claim_then_second_operator_gets_a_409_in_persian(app, make_user, session_factory) -> None:
-    s = _seed(session_factory)
+    s = seed_committed(session_factory)
     first, second = app.test_client(), app.test_client()
     user_a, _ = make_user("operator")
     login(first, user_a)
@@ -74,7 +68,7 @@ def test_screening_claim_then_second_operator_gets_a_409_in_persian(app, make_us
 
 
 def test_screening_classify_refers_and_flashes_the_tracking_code(client, make_user, session_factory) -> None:
-    s = _seed(session_factory)
+    s = seed_committed(session_factory)
     login(client, make_user("operator")[0])
     token = csrf_token(client, "/screening/")
     client.post(f"/screening/{s.messages[0]}/claim", data={"csrf_token": token})
@@ -91,7 +85,7 @@ def test_screening_classify_refers_and_flashes_the_tracking_code(client, make_us
 
 
 def test_screening_classify_without_csrf_is_rejected_and_nothing_changes(client, make_user, session_factory) -> None:
-    s = _seed(session_factory)
+    s = seed_committed(session_factory)
     login(client, make_user("operator")[0])
     resp = client.post(f"/screening/{s.messages[0]}/classify", data={
         "decision": "refer", "kind": "complaint", "topic_id": str(s.topic_1888), "unit_id": str(s.unit_a),
@@ -103,7 +97,7 @@ def test_screening_classify_without_csrf_is_rejected_and_nothing_changes(client,
 
 
 def test_screening_claim_without_csrf_is_rejected(client, make_user, session_factory) -> None:
-    s = _seed(session_factory)
+    s = seed_committed(session_factory)
     login(client, make_user("operator")[0])
     assert client.post(f"/screening/{s.messages[0]}/claim").status_code == 400
     with session_factory() as session:
@@ -111,7 +105,7 @@ def test_screening_claim_without_csrf_is_rejected(client, make_user, session_fac
 
 
 def test_screening_classify_bad_input_shows_the_error_and_keeps_the_form(client, make_user, session_factory) -> None:
-    s = _seed(session_factory)
+    s = seed_committed(session_factory)
     login(client, make_user("operator")[0])
     token = csrf_token(client, "/screening/")
     client.post(f"/screening/{s.messages[0]}/claim", data={"csrf_token": token})
@@ -129,7 +123,7 @@ def test_screening_classify_bad_input_shows_the_error_and_keeps_the_form(client,
 
 
 def test_screening_message_page_suggests_originals_and_links_the_window(client, make_user, session_factory) -> None:
-    s = _seed(session_factory)
+    s = seed_committed(session_factory)
     login(client, make_user("supervisor")[0])
     page = client.get(f"/screening/{s.messages[2]}").get_data(as_text=True)
     assert 'id="suggestions"' in page and "۱۰۰۰۰۰۰۱۶" in page and "همان تماس‌گیرنده" in page
@@ -139,7 +133,7 @@ def test_screening_message_page_suggests_originals_and_links_the_window(client, 
 
 
 def test_screening_release_returns_the_message_to_the_queue(client, make_user, session_factory) -> None:
-    s = _seed(session_factory)
+    s = seed_committed(session_factory)
     login(client, make_user("operator")[0])
     token = csrf_token(client, "/screening/")
     client.post(f"/screening/{s.messages[0]}/claim", data={"csrf_token": token})
@@ -149,7 +143,7 @@ def test_screening_release_returns_the_message_to_the_queue(client, make_user, s
 
 
 def test_typed_message_form_registers_and_shows_the_code_in_persian_digits(client, make_user, session_factory) -> None:
-    s = _seed(session_factory)
+    s = seed_committed(session_factory)
     login(client, make_user("operator")[0])
     token = csrf_token(client, "/screening/typed")
     resp = client.post("/screening/typed", data={
@@ -161,12 +155,12 @@ def test_typed_message_form_registers_and_shows_the_code_in_persian_digits(clien
     shown = re.search(r'id="tracking-code"[^>]*>([۰-۹]{9})<', page).group(1)
     with session_factory() as session:
         msg = session.scalars(select(Message).where(Message.source == "operator")).one()
-        assert shown == msg.tracking_code.translate(str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹"))
+        assert shown == persian_digits(msg.tracking_code)
         assert (msg.body, msg.citizen.phone, msg.status) == ("آب‌گرفتگی کوچه", "09127654321", "new")
 
 
 def test_typed_message_bad_phone_keeps_the_text_and_registers_nothing(client, make_user, session_factory) -> None:
-    _seed(session_factory)
+    seed_committed(session_factory)
     login(client, make_user("operator")[0])
     token = csrf_token(client, "/screening/typed")
     resp = client.post("/screening/typed", data={
@@ -180,7 +174,7 @@ def test_typed_message_bad_phone_keeps_the_text_and_registers_nothing(client, ma
 
 
 def test_screening_queue_without_the_inbox_audio_endpoint_shows_no_player(client, make_user, session_factory) -> None:
-    _seed(session_factory)
+    seed_committed(session_factory)
     login(client, make_user("operator")[0])
     page = client.get("/screening/").get_data(as_text=True)
     assert ("<audio" in page) == ("audio.play" in client.application.view_functions)
@@ -194,7 +188,7 @@ def test_screening_queue_plays_audio_once_the_inbox_audio_endpoint_exists(
 
     from web import create_app
 
-    s = _seed(session_factory)
+    s = seed_committed(session_factory)
     app = create_app(settings, session_factory=session_factory, jobs=jobs, config={"TESTING": True})
     if "audio.play" not in app.view_functions:  # before the inbox branch is merged: a stand-in endpoint
         monkeypatch.setitem(sys.modules, "web.audio", types.SimpleNamespace(audio_token=lambda rid: f"signed-{rid}"))

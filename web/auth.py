@@ -158,5 +158,5 @@ def init_auth(app: Flask) -> None:
         headers_enabled=True,
     )
     app.register_blueprint(bp)
-    app.view_functions["auth.login"] = limiter.limit(LOGIN_LIMIT, methods=["POST"])(app.view_functions["auth.login"])
+    app.view_functions["auth.login"] = limiter.limit(LOGIN_LIMIT, methods=["POST"])(login)
     app.extensions["ivr_limiter"] = limiter

@@ -116,7 +116,7 @@ def duration_text(seconds: float | None) -> str:
 
 def audio_url(recording_id: int) -> str:
     """The signed URL of a recording (the inbox's audio.play endpoint; only called when it exists)."""
-    from web.audio import audio_token  # type: ignore[import-not-found]
+    from web.audio import audio_token
 
     return url_for("audio.play", token=audio_token(recording_id))
 

@@ -24,7 +24,7 @@ class WebServer:
     @property
     def address(self) -> tuple[str, int]:
         """The (host, port) actually bound."""
-        return self._server.effective_host, self._server.effective_port  # type: ignore[union-attr]
+        return self._server.effective_host, self._server.effective_port
 
     def serve_forever(self) -> None:
         """Serve until shutdown."""

@@ -297,10 +297,10 @@ def calls_summary(session: Session, filters: Filters) -> Table:
     """Calls per line: total, key 4 and its share, against the previous period."""
     rows = _call_outcome_rows(session, filters)
     totals: dict[tuple[bool, str], list[int]] = defaultdict(lambda: [0, 0])
-    for current, line, _outcome, key, n in rows:
-        totals[(current, line)][0] += n
+    for current, row_line, _outcome, key, n in rows:
+        totals[(current, row_line)][0] += n
         if key == "4":
-            totals[(current, line)][1] += n
+            totals[(current, row_line)][1] += n
     out = []
     lines = [filters.line] if filters.line else list(LINES)
     for line in [*lines, None]:
@@ -637,7 +637,7 @@ def critical_points(session: Session, filters: Filters) -> Table:
             tests.append((cell, "reminders", reminders, expected, poisson_sf(reminders, expected)))
     adjusted = benjamini_hochberg([t[4] for t in tests])
     names = _names(session, "topic")
-    rows = []
+    rows: list[dict[str, Any]] = []
     for (cell, test, observed, expected, p), q in zip(tests, adjusted, strict=True):
         minimum = MIN_COUNT if test == "volume" else MIN_REMINDERS
         if q <= ALPHA and observed >= minimum:

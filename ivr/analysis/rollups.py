@@ -312,7 +312,8 @@ POSTGRES_FUNCTIONS = (
 
 def postgres_statements() -> list[str]:
     """The PostgreSQL DDL split into statements (functions keep their bodies whole)."""
-    statements, current = [], []
+    statements: list[str] = []
+    current: list[str] = []
     for line in POSTGRES_DDL.splitlines():
         if line.startswith("--") and not current:
             continue

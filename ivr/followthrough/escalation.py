@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, aliased
 
+from ivr.db import execute_dml
 from ivr.identifiers import persian_digits
 from ivr.models import Escalation, Message, Referral, Unit, User, utcnow
 
@@ -38,7 +39,8 @@ def sweep_overdue(session: Session, jobs: Any, now: datetime | None = None) -> l
         .where(Referral.closed_at.is_(None), Referral.escalated_at.is_(None), Referral.due_at < now)
         .order_by(Referral.due_at, Referral.id)
     ).all():
-        claimed = session.execute(
+        claimed = execute_dml(
+            session,
             update(Referral)
             .where(Referral.id == ref_id, Referral.escalated_at.is_(None), Referral.closed_at.is_(None))
             .values(escalated_at=now)

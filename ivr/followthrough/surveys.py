@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ivr.config import Settings
+from ivr.db import execute_dml
 from ivr.identifiers import persian_digits
 from ivr.models import Message, Survey, utcnow
 
@@ -104,7 +105,8 @@ def send_due_surveys(session: Session, jobs: Any, settings: Settings, now: datet
             continue
         resend_at = next_allowed(now + timedelta(hours=settings.survey_resend_hours), settings.quiet_hours,
                                  settings.timezone)
-        claimed = session.execute(
+        claimed = execute_dml(
+            session,
             update(Survey)
             .where(Survey.id == survey_id, Survey.sent_count == count, Survey.status.in_(("scheduled", "sent")))
             .values(status="sent", sent_count=count + 1, last_sent_at=now,

@@ -108,7 +108,7 @@ def _latest_referral_only() -> ColumnElement[bool]:
     return ~exists().where(later.message_id == Referral.message_id, later.id > Referral.id)
 
 
-def _awaiting(unit_id: int) -> tuple[Select[tuple[int, datetime]], Select[tuple[int, datetime]]]:
+def _awaiting(unit_id: int) -> tuple[Select[int, datetime], Select[int, datetime]]:
     """The unit's referrals awaiting an answer: still open, and answered ones sent back by a reminder."""
     sent_back = select(Reminder.message_id).where(Reminder.unit_id == unit_id, Reminder.resolved_at.is_(None))
     fresh = select(Referral.id, Referral.due_at).where(
@@ -123,7 +123,7 @@ def _awaiting(unit_id: int) -> tuple[Select[tuple[int, datetime]], Select[tuple[
     return fresh, reopened
 
 
-def _answered(unit_id: int) -> Select[tuple[int]]:
+def _answered(unit_id: int) -> Select[int]:
     """The unit's answered referrals (closed, no open reminder), most recently answered first."""
     open_reminder = exists().where(Reminder.message_id == Referral.message_id, Reminder.resolved_at.is_(None))
     return (
@@ -133,7 +133,7 @@ def _answered(unit_id: int) -> Select[tuple[int]]:
     )
 
 
-def _capped_count(session: Session, stmt: Select[Any], cap: int | None) -> int:
+def _capped_count(session: Session, stmt: Select[*tuple[Any, ...]], cap: int | None) -> int:
     # Counting a large unit's whole history costs more than the page itself: stop at the cap.
     inner = stmt.order_by(None)
     if cap is not None:
@@ -266,7 +266,8 @@ def _first_recordings(session: Session, message_ids: list[int]) -> dict[int, tup
     ).all()
     out: dict[int, tuple[int, float]] = {}
     for message_id, rec_id, seconds in rows:
-        out.setdefault(message_id, (rec_id, seconds))
+        if message_id is not None:  # always, by the IN above: narrows the nullable column
+            out.setdefault(message_id, (rec_id, seconds))
     return out
 
 
@@ -414,6 +415,7 @@ def may_hear(session: Session, viewer: Viewer, recording: Recording) -> bool:
         return True
     if viewer.role != "manager" or viewer.unit_id is None:
         return False
+    message_id: int | None
     if recording.purpose == "reply" and recording.reply_id is not None:
         reply = session.get(Reply, recording.reply_id)
         if reply is None:

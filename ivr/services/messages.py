@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,9 @@ from ivr.models import (
     utcnow,
 )
 from ivr.speech import persian
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 
 class MessageError(ValueError):
@@ -74,16 +77,18 @@ def citizen_id_for(session: Session, phone: str | None) -> int | None:
     return int(created) if created is not None else None
 
 
-def insert_or_nothing(session: Session, table: Any, column: str) -> Any | None:
+def insert_or_nothing(session: Session, table: Table, column: str) -> postgresql.Insert | sqlite.Insert | None:
     """`INSERT ... ON CONFLICT (column) DO NOTHING` for this session's database, or None."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        return None
-    return insert(table).on_conflict_do_nothing(index_elements=[column])
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(table).on_conflict_do_nothing(index_elements=[column])
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=[column])
+    return None
 
 
 def register_message(

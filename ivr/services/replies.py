@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -148,7 +148,7 @@ def send_reply(
     viewer: Viewer,
     message_id: int,
     *,
-    upload: BinaryIO | None,
+    upload: IO[bytes] | None,
     text: str | None = None,
     work_root: Path,
     limits: ReplyAudioLimits | None = None,
@@ -189,7 +189,7 @@ def send_reply(
     return reply_id
 
 
-def _copy_limited(upload: BinaryIO | None, dest: Path, max_bytes: int) -> None:
+def _copy_limited(upload: IO[bytes] | None, dest: Path, max_bytes: int) -> None:
     # One byte past the limit is enough for the size check to refuse it; the rest is never read.
     left = max_bytes + 1
     with dest.open("wb") as out:

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from ivr.db import execute_dml
 from ivr.identifiers import latin_digits
 from ivr.models import (
     MESSAGE_KINDS,
@@ -163,7 +164,8 @@ def _conflict(session: Session, message_id: int, user_id: int, now: datetime) ->
 def claim(session: Session, message_id: int, user_id: int, now: datetime, *, ip: str | None = None) -> Message:
     """Take (or renew) the claim on a new message for CLAIM_MINUTES; ClaimConflict if someone else holds it."""
     get_message(session, message_id)
-    result = session.execute(
+    result = execute_dml(
+        session,
         update(Message)
         .where(
             Message.id == message_id,
@@ -188,7 +190,8 @@ def claim(session: Session, message_id: int, user_id: int, now: datetime, *, ip:
 def release(session: Session, message_id: int, user_id: int, *, ip: str | None = None) -> bool:
     """Give up one's own claim; False when there was none to give up."""
     get_message(session, message_id)
-    result = session.execute(
+    result = execute_dml(
+        session,
         update(Message)
         .where(Message.id == message_id, Message.claimed_by_id == user_id, Message.status == "new")
         .values(claimed_by_id=None, claim_expires_at=None)
@@ -299,7 +302,8 @@ def classify(
             not_referred_reason=c.reason,
             duplicate_of_id=original.id if original else None,
         )
-    result = session.execute(
+    result = execute_dml(
+        session,
         update(Message)
         .where(Message.id == message_id, Message.status == "new", Message.claimed_by_id == user_id)
         .values(**values)

@@ -329,7 +329,7 @@ class AgiChannel(AGI):
         """
         self._while_waiting = work
 
-    def get_result(self, stdin: object = None) -> Reply:  # type: ignore[override]
+    def get_result(self, stdin: object = None) -> Reply:
         """Read the reply to the command just sent (`stdin` is ignored, kept for pyst2)."""
         while True:
             line = self._readline()
@@ -366,7 +366,7 @@ class AgiChannel(AGI):
             raise CallerHungUp(reply.text)
         raise AgiProtocolError(f"unexpected AGI reply: {line[:200]!r}")
 
-    def execute(self, command: str, *args: object) -> Reply:  # type: ignore[override]
+    def execute(self, command: str, *args: object) -> Reply:
         """Send a command and read its reply (no SIGHUP check: dead-channel commands stay usable)."""
         self.send_command(command, *args)
         return self.get_result()
@@ -382,7 +382,7 @@ class AgiChannel(AGI):
             raise AgiProtocolError(f"{command}: unexpected result {reply.text!r}")
         return chr(code) if code else ""
 
-    def stream_file(self, name: str, escape: str = "") -> str:  # type: ignore[override]
+    def stream_file(self, name: str, escape: str = "") -> str:
         """Play a prompt; the key in `escape` that interrupted it, or ''."""
         return self._stream_file(name, escape)[0]
 
@@ -415,7 +415,7 @@ class AgiChannel(AGI):
             return "", reply
         return self._key(reply, "STREAM FILE"), reply
 
-    def wait_for_digit(self, ms: int) -> str:  # type: ignore[override]
+    def wait_for_digit(self, ms: int) -> str:
         """Wait up to `ms` milliseconds for one key; '' on timeout."""
         reply = self.execute("WAIT FOR DIGIT", int(ms))
         if reply.result == "-1":
@@ -423,7 +423,7 @@ class AgiChannel(AGI):
             raise CallerHungUp("hung up while waiting for a key")
         return self._key(reply, "WAIT FOR DIGIT")
 
-    def get_data(self, name: str, ms: int, max_digits: int) -> tuple[str, bool]:  # type: ignore[override]
+    def get_data(self, name: str, ms: int, max_digits: int) -> tuple[str, bool]:
         """Play a prompt and collect up to `max_digits` keys ended by `#`: (digits, timed_out)."""
         reply = self.execute("GET DATA", name, int(ms), int(max_digits))
         if reply.result == "-1" and reply.data is None:
@@ -433,7 +433,7 @@ class AgiChannel(AGI):
             raise AgiProtocolError(f"GET DATA: unexpected reply {reply.text!r}")
         return reply.result, reply.data == "timeout"
 
-    def record_file(  # type: ignore[override]
+    def record_file(
         self, path: str, fmt: str = "wav", escape: str = "#", ms: int = 120000, silence_s: int = 0
     ) -> RecordResult:
         """Record to `path`.`fmt` until a key in `escape`, `ms` milliseconds, silence or hang-up.
@@ -481,7 +481,7 @@ class AgiChannel(AGI):
             self._mark_hung_up("ANSWER -1")
             raise CallerHungUp("hung up before the call could be answered")
 
-    def hangup(self) -> None:  # type: ignore[override]
+    def hangup(self) -> None:
         """Hang up the channel (nothing to do if the caller already has)."""
         try:
             self.execute("HANGUP")
