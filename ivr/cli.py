@@ -169,7 +169,7 @@ def cases_import(ctx: click.Context, csv_file: Path) -> None:
         desc="cases", unit="row", file=sys.stderr, disable=None
     ) as bar:
         with transaction(factory) as session:
-            report = import_cases(session, f, progress=lambda n: bar.update(n - bar.n))
+            report = import_cases(session, f, progress=lambda n: bar.update(n - bar.n), districts=settings.districts)
     for line_no, reason in report.errors:
         click.echo(f"{csv_file}:{line_no}: {reason}", err=True)
     click.echo(f"{report.imported} case(s) imported, {len(report.errors)} bad row(s)")

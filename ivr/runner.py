@@ -272,9 +272,9 @@ class CallActions:
         return ActionResult("open" if is_open else "closed")
 
     def do_check_district(self, args: dict[str, str], ctx: CallContext) -> ActionResult:
-        """A district typed on the keypad must be 1 to 22."""
+        """A district typed on the keypad must be one of the city's (1 to IVR_DISTRICTS)."""
         raw = args.get("district", "")
-        ok = raw.isdigit() and 1 <= int(raw) <= 22
+        ok = raw.isdigit() and int(raw) in self.settings.district_numbers
         return ActionResult("ok" if ok else "invalid", {"district": str(int(raw)) if ok else ""})
 
     # ---- the start and end of a call ------------------------------------------------
