@@ -42,6 +42,7 @@ from ivr.services.messages import (
 )
 from ivr.services.operators import operators_open
 from ivr.speech import persian
+from ivr.vocabulary import TRACKING_CODE_VARIABLE
 
 log = logging.getLogger(__name__)
 
@@ -438,7 +439,7 @@ class CallRunner:
             if ctx.late_code:
                 # Kept after the hang-up: the dialplan's hang-up handler still reads it.
                 try:
-                    telephone.perform(SetVariable(name="TRACKING_CODE", value=ctx.late_code))
+                    telephone.perform(SetVariable(name=TRACKING_CODE_VARIABLE, value=ctx.late_code))
                 except Exception:
                     log.warning("call %s: could not set TRACKING_CODE after the hang-up", cid)
         return ctx

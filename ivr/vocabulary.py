@@ -161,6 +161,7 @@ NEXT_VARIABLE = "IVR_NEXT"  # set by the server: where the dialplan sends the ca
 NEXT_OPERATOR = "operator"  # IVR_NEXT value: the operators' queue
 NEXT_HANGUP = "hangup"  # IVR_NEXT value: the call is over
 TRACKING_CODE_VARIABLE = "TRACKING_CODE"  # set by the server when a message is stored; logged in the CDR
+REPLY_ID_VARIABLE = "IVR_REPLY_ID"  # set in a reply-notice call file: which reply it announces
 REPLY_AUDIO_VARIABLE = "IVR_REPLY_AUDIO"  # set in a reply-notice call file: the reply to play
 
 # ---- labels by group, for templates and exports --------------------------------------------

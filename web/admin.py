@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from ivr.db import transaction
 from ivr.services import admin as svc
 from ivr.services import api_tokens
-from ivr.vocabulary import MESSAGE_KINDS_1888, ROLES, UNIT_KINDS
+from ivr.vocabulary import ROLES, UNIT_KINDS
 from web.auth import roles_required
 from web.home import add_nav
 from web.screening import optional_int
@@ -180,7 +180,6 @@ def _topics_page(error: str | None = None, form: Any = None) -> str:
         special = svc.kind_deadlines(session)
     return render_template(
         "admin/topics.html", topics=rows, tree=tree, special=special, error=error, form=form or {},
-        kinds_1888=MESSAGE_KINDS_1888,
     )
 
 

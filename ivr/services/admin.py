@@ -20,7 +20,7 @@ from ivr.models import Holiday, Topic, TopicDeadline, Unit, User, WorkingHours
 from ivr.prompts import PromptEntry, load_catalogue, prompts_out_dir
 from ivr.services import audit
 from ivr.services.users import MIN_PASSWORD_LENGTH, UserError, add_user, hash_password
-from ivr.vocabulary import DEFAULT_DISTRICTS, LINE_KINDS, ROLES, UNIT_KINDS, district_range
+from ivr.vocabulary import DEFAULT_DISTRICTS, LINE_KINDS, LINES, ROLES, UNIT_KINDS, district_range
 
 CODE_RE = re.compile(r"[a-z0-9_.-]{2,40}")
 _JALALI_RE = re.compile(r"(\d{4})[/-](\d{1,2})[/-](\d{1,2})")
@@ -216,7 +216,7 @@ def add_topic(
     code = code.strip().lower()
     if not CODE_RE.fullmatch(code):
         raise AdminError("کد موضوع باید ۲ تا ۴۰ نویسه از حروف کوچک لاتین، رقم، _ . - باشد.")
-    if line not in ("137", "1888"):
+    if line not in LINES:
         raise AdminError("سامانه را انتخاب کنید.")
     if not name.strip():
         raise AdminError("نام موضوع خالی است.")

@@ -21,9 +21,8 @@ from ivr.models import Citizen, Message, Recording, Reply, Topic, utcnow
 from ivr.speech import persian
 from ivr.vocabulary import (
     DEFAULT_DISTRICTS,
+    LINE_KINDS,
     LINES,
-    MESSAGE_KINDS,
-    MESSAGE_KINDS_1888,
     MESSAGE_SOURCES,
     district_range,
 )
@@ -116,7 +115,7 @@ def register_message(
             return existing
     if line not in LINES:
         raise MessageError(f"unknown line {line!r}")
-    if kind not in MESSAGE_KINDS or (line == "1888") != (kind in MESSAGE_KINDS_1888):
+    if kind not in LINE_KINDS[line]:
         raise MessageError(f"kind {kind!r} does not belong on line {line}")
     if source not in MESSAGE_SOURCES:
         raise MessageError(f"unknown source {source!r}")
