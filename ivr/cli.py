@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from ivr.config import ConfigError, Settings, load_settings
+from ivr.vocabulary import ROLES
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("ivr")
@@ -185,7 +186,7 @@ def users() -> None:
 @users.command("add")
 @click.argument("username")
 @click.option("--name", "full_name", required=True, help="Full name as shown in the console.")
-@click.option("--role", required=True, type=click.Choice(["operator", "manager", "supervisor", "inspector", "analyst", "admin"]))
+@click.option("--role", required=True, type=click.Choice(ROLES))
 @click.option("--unit", default=None, help="Unit code (required for managers).")
 @click.password_option(help="Asked for when not given.")
 @click.pass_context

@@ -11,8 +11,8 @@ has a reply; satisfied = feedback rows saying satisfied, out of all feedback row
 reminders = reminder rows. Calls count by their start; key 4 = the first key pressed.
 
 Hotspots (نقاط بحرانی, "critical points"): for each topic x district cell, the period's
-message count is compared by a one-sided Poisson test with what the cell's own history predicts: its count over
-the whole calendar months before the month the period starts in (6 times the period's
+message count is compared by a one-sided Poisson test with what the cell's own history
+predicts: its count over the whole calendar months before the month the period starts in (6 times the period's
 length, at least `HISTORY_PERIODS` and at most `MAX_HISTORY_MONTHS` months) scaled to the
 period's length (at least `MIN_MEAN`). Its reminders are compared the same way with the
 history's reminders per referred message (smoothed: +0.5 / +1) times the period's referred

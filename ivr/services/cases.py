@@ -139,8 +139,8 @@ def import_cases(
     """Import the urban-planning CSV from `stream`: bad rows are reported, good rows upserted.
 
     `progress`, if given, is called after each batch with the number of rows read so far;
-    `districts` is the city's count (IVR_DISTRICTS). A stream that is not UTF-8 CSV with the expected header raises `CaseImportError` and
-    leaves the database as it was. Does not commit.
+    `districts` is the city's count (IVR_DISTRICTS). A stream that is not UTF-8 CSV with the
+    expected header raises `CaseImportError` and leaves the database as it was. Does not commit.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
