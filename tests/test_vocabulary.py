@@ -127,6 +127,18 @@ def test_register_message_refuses_a_district_beyond_the_citys_count(db: Any) -> 
     assert message.district == 13
 
 
+def test_keypad_district_check_follows_the_configured_count(settings: Any, session_factory: Any) -> None:
+    from ivr.runner import CallActions
+
+    actions = CallActions(session_factory, settings.with_(districts=13))
+    try:
+        results = {raw: actions.do_check_district({"district": raw}, None).outcome  # type: ignore[arg-type]
+                   for raw in ("13", "14", "0", "")}
+    finally:
+        actions.workers.shutdown()
+    assert results == {"13": "ok", "14": "invalid", "0": "invalid", "": "invalid"}
+
+
 def test_screening_form_offers_the_configured_districts(
     settings: Any, session_factory: Any, jobs: Any, make_user: Any
 ) -> None:
