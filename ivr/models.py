@@ -43,6 +43,8 @@ from ivr.vocabulary import (
     NOTICE_CHANNELS,
     REMINDER_REASONS,
     ROLES,
+    SMS_DIRECTIONS,
+    SMS_STATUSES,
     UNIT_KINDS,
     VERDICTS,
 )
@@ -56,8 +58,6 @@ NAMING = {
 }
 
 RECORDING_PURPOSES = ("message", "reply")
-SMS_DIRECTIONS = ("in", "out")
-SMS_STATUSES = ("queued", "sent", "delivered", "failed", "undelivered", "received")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:

@@ -153,6 +153,20 @@ FEEDBACK_CHANNELS = ("phone", "sms", "web")
 FEEDBACK_CHANNEL_LABELS = _labels(FEEDBACK_CHANNELS, {"phone": "تلفن", "sms": "پیامک", "web": "وب"})
 REMINDER_REASONS = ("dissatisfied", "field_check_failed")
 NOTICE_CHANNELS = ("sms", "call")
+SMS_DIRECTIONS = ("in", "out")
+SMS_DIRECTION_LABELS = _labels(SMS_DIRECTIONS, {"in": "دریافتی", "out": "ارسالی"})
+SMS_STATUSES = ("queued", "sent", "delivered", "failed", "undelivered", "received")
+SMS_STATUS_LABELS = _labels(
+    SMS_STATUSES,
+    {
+        "queued": "در صف",
+        "sent": "فرستاده‌شده",
+        "delivered": "رسیده",
+        "failed": "ناموفق",
+        "undelivered": "نرسیده",
+        "received": "دریافت‌شده",
+    },
+)
 SMS_BACKENDS = ("local", "twilio")
 
 # ---- Asterisk channel variables (read by dialplan/extensions.conf) -------------------------
@@ -177,6 +191,8 @@ LABELS: Mapping[str, Mapping[str, str]] = MappingProxyType(
         "unit_kind": UNIT_KIND_LABELS,
         "case_kind": CASE_KIND_LABELS,
         "channel": FEEDBACK_CHANNEL_LABELS,
+        "sms_direction": SMS_DIRECTION_LABELS,
+        "sms_status": SMS_STATUS_LABELS,
     }
 )
 

@@ -15,6 +15,7 @@ from ivr.followthrough.inspections import sample_for_inspection
 from ivr.followthrough.jobs import reply_followup_job
 from ivr.jobqueue import JobContext, JobRegistry, RedisJobs
 from ivr.models import AuditEntry, FieldCheck, Reminder, utcnow
+from ivr.vocabulary import ROLES
 from tests.conftest import csrf_token, login
 from tests.test_followthrough import QueuedJobs, answer, make_request, make_unit
 
@@ -25,7 +26,6 @@ PAGES = {
     "/followthrough/checks": {"inspector", "supervisor", "admin"},
     "/followthrough/jobs/failed": {"supervisor", "admin"},
 }
-ROLES = ("operator", "manager", "supervisor", "inspector", "analyst", "admin")
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -35,7 +35,8 @@ def test_vocabulary_labels_cover_every_code() -> None:
     groups = {
         "line": v.LINES, "kind": v.MESSAGE_KINDS, "source": v.MESSAGE_SOURCES, "status": v.MESSAGE_STATUSES,
         "reason": v.NOT_REFERRED_REASONS, "outcome": v.CALL_OUTCOMES, "role": v.ROLES, "unit_kind": v.UNIT_KINDS,
-        "case_kind": v.CASE_KINDS, "channel": v.FEEDBACK_CHANNELS,
+        "case_kind": v.CASE_KINDS, "channel": v.FEEDBACK_CHANNELS, "sms_direction": v.SMS_DIRECTIONS,
+        "sms_status": v.SMS_STATUSES,
     }
     assert set(v.LABELS) == set(groups)
     for group, codes in groups.items():

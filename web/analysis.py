@@ -28,7 +28,6 @@ from flask_login import current_user
 from ivr.analysis import dashboard as d
 from ivr.analysis.exports import export_name, to_csv, to_xlsx
 from ivr.db import transaction
-from ivr.vocabulary import LINE_LABELS
 from web.auth import roles_required
 from web.home import add_nav
 
@@ -101,7 +100,6 @@ def dashboard() -> ResponseReturnValue:
         tables=_tables(names, filters),
         query=request.query_string.decode(),
         form={**_form_values(filters), **(request.args.to_dict() if error else {})},
-        lines=LINE_LABELS,
         error=error,
     ), (400 if error else 200)
 
