@@ -16,6 +16,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from ivr.config import ConfigError, Settings, load_settings
+from ivr.vocabulary import ROLES
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("ivr")
@@ -169,7 +170,7 @@ def cases_import(ctx: click.Context, csv_file: Path) -> None:
         desc="cases", unit="row", file=sys.stderr, disable=None
     ) as bar:
         with transaction(factory) as session:
-            report = import_cases(session, f, progress=lambda n: bar.update(n - bar.n))
+            report = import_cases(session, f, progress=lambda n: bar.update(n - bar.n), districts=settings.districts)
     for line_no, reason in report.errors:
         click.echo(f"{csv_file}:{line_no}: {reason}", err=True)
     click.echo(f"{report.imported} case(s) imported, {len(report.errors)} bad row(s)")
@@ -185,7 +186,7 @@ def users() -> None:
 @users.command("add")
 @click.argument("username")
 @click.option("--name", "full_name", required=True, help="Full name as shown in the console.")
-@click.option("--role", required=True, type=click.Choice(["operator", "manager", "supervisor", "inspector", "analyst", "admin"]))
+@click.option("--role", required=True, type=click.Choice(ROLES))
 @click.option("--unit", default=None, help="Unit code (required for managers).")
 @click.password_option(help="Asked for when not given.")
 @click.pass_context

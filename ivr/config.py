@@ -14,6 +14,15 @@ from datetime import time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ivr.vocabulary import (
+    DEFAULT_DISTRICTS,
+    LINES,
+    MAX_DISTRICTS,
+    NOTICE_CHANNELS,
+    SMS_BACKENDS,
+    district_range,
+)
+
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names it."""
@@ -68,6 +77,7 @@ class Settings:
     inspection_photo_max_bytes: int = 5 * 1024 * 1024
     sweep_seconds: int = 300
     duplicate_window_days: int = 14
+    districts: int = DEFAULT_DISTRICTS
 
     def twilio_line_for(self, number: str | None) -> str | None:
         """The line a Twilio number (`To`) belongs to, from IVR_TWILIO_NUMBERS; None if unknown."""
@@ -84,6 +94,11 @@ class Settings:
     def with_(self, **changes: object) -> Settings:
         """A copy with some settings changed (tests, CLI options)."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def district_numbers(self) -> range:
+        """The city's district numbers, 1 to IVR_DISTRICTS."""
+        return district_range(self.districts)
 
     @property
     def recordings_dir(self) -> Path:
@@ -243,8 +258,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         twilio_numbers=_twilio_numbers(env, "IVR_TWILIO_NUMBERS"),
         twilio_operator=(env.get("IVR_TWILIO_OPERATOR") or "operator").strip(),
         twilio_api_base=_base_url(env, "IVR_TWILIO_API_BASE"),
-        sms_backend=_choice(env, "IVR_SMS_BACKEND", "local", ("local", "twilio")),
-        notice_channel=_choice(env, "IVR_NOTICE_CHANNEL", "sms", ("sms", "call")),
+        sms_backend=_choice(env, "IVR_SMS_BACKEND", "local", SMS_BACKENDS),
+        notice_channel=_choice(env, "IVR_NOTICE_CHANNEL", "sms", NOTICE_CHANNELS),
         call_spool_dir=Path(env["IVR_CALL_SPOOL_DIR"]).resolve() if env.get("IVR_CALL_SPOOL_DIR") else None,
         call_channel=_call_channel(env, "IVR_CALL_CHANNEL"),
         call_max_retries=_int(env, "IVR_CALL_MAX_RETRIES", 2, 0, 10),
@@ -257,6 +272,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         inspection_photo_max_bytes=_int(env, "IVR_INSPECTION_PHOTO_MAX_BYTES", 5 * 1024 * 1024, 1024, 50 * 1024 * 1024),
         sweep_seconds=_int(env, "IVR_SWEEP_SECONDS", 300, 5, 86400),
         duplicate_window_days=_int(env, "IVR_DUPLICATE_WINDOW_DAYS", 14, 1, 365),
+        # At most the database's bound (the CHECK constraints on district columns).
+        districts=_int(env, "IVR_DISTRICTS", DEFAULT_DISTRICTS, 1, MAX_DISTRICTS),
     )
 
 
@@ -286,7 +303,7 @@ def _twilio_numbers(env: Mapping[str, str], name: str) -> tuple[tuple[str, str],
     for part in raw.split(","):
         number, sep, line = part.strip().partition("=")
         number, line = number.strip(), line.strip()
-        if not sep or not re.fullmatch(r"\+\d{6,15}", number) or line not in ("137", "1888"):
+        if not sep or not re.fullmatch(r"\+\d{6,15}", number) or line not in LINES:
             raise ConfigError(f"{name}: expected +NUMBER=LINE pairs (line 137 or 1888) separated by commas, got {part!r}")
         pairs.append((number, line))
     return tuple(pairs)

@@ -30,6 +30,26 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from ivr.vocabulary import (
+    CALL_OUTCOMES,
+    CASE_KINDS,
+    CASE_STAGES,
+    FEEDBACK_CHANNELS,
+    LINES,
+    MAX_DISTRICTS,
+    MESSAGE_KINDS,
+    MESSAGE_SOURCES,
+    MESSAGE_STATUSES,
+    NOT_REFERRED_REASONS,
+    NOTICE_CHANNELS,
+    REMINDER_REASONS,
+    ROLES,
+    SMS_DIRECTIONS,
+    SMS_STATUSES,
+    UNIT_KINDS,
+    VERDICTS,
+)
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -38,52 +58,7 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-LINES = ("137", "1888")
-CALL_OUTCOMES = (
-    "message_registered",
-    "follow_up",
-    "case_lookup",
-    "guidance",
-    "operator",
-    "dropped",
-    "nuisance",
-    "irrelevant",
-    "failed",
-)
-MESSAGE_KINDS_1888 = ("criticism", "suggestion", "complaint", "appreciation")
-MESSAGE_KINDS = (*MESSAGE_KINDS_1888, "request")
-MESSAGE_SOURCES = ("phone_voice", "operator", "sms")
-MESSAGE_STATUSES = ("new", "screening", "referred", "answered", "closed", "not_referred")
-NOT_REFERRED_REASONS = ("incomplete_message", "incomplete_caller", "duplicate", "irrelevant")
-ROLES = ("operator", "manager", "supervisor", "inspector", "analyst", "admin")
-UNIT_KINDS = ("deputy", "organisation", "district_office", "department")
-CASE_KINDS = ("urban_planning", "article100")
-CASE_STAGES = {
-    "urban_planning": (
-        "received",
-        "site_visit",
-        "fees_calculated",
-        "paid",
-        "permit_issued",
-        "completion_certificate",
-        "rejected",
-    ),
-    "article100": (
-        "violation_reported",
-        "referred_to_commission",
-        "hearing_scheduled",
-        "first_verdict",
-        "appeal",
-        "final_verdict",
-        "executed",
-    ),
-}
-VERDICTS = ("fine", "demolition", "closure")
 RECORDING_PURPOSES = ("message", "reply")
-REMINDER_REASONS = ("dissatisfied", "field_check_failed")
-FEEDBACK_CHANNELS = ("phone", "sms", "web")
-SMS_DIRECTIONS = ("in", "out")
-SMS_STATUSES = ("queued", "sent", "delivered", "failed", "undelivered", "received")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -149,7 +124,7 @@ class Unit(Base):
     __tablename__ = "units"
     __table_args__ = (
         CheckConstraint(_in("kind", UNIT_KINDS), name="kind"),
-        CheckConstraint("district IS NULL OR district BETWEEN 1 AND 22", name="district"),
+        CheckConstraint(f"district IS NULL OR district BETWEEN 1 AND {MAX_DISTRICTS}", name="district"),
         Index(None, "parent_id"),
     )
 
@@ -268,7 +243,7 @@ class Message(Base):
             "(not_referred_reason = 'duplicate') = (duplicate_of_id IS NOT NULL)",
             name="duplicate_link",
         ),
-        CheckConstraint("district IS NULL OR district BETWEEN 1 AND 22", name="district"),
+        CheckConstraint(f"district IS NULL OR district BETWEEN 1 AND {MAX_DISTRICTS}", name="district"),
         Index(None, "status", "created_at"),
         Index(None, "citizen_id"),
         Index(None, "unit_id", "status"),
@@ -459,7 +434,7 @@ class UrbanCase(Base):
         ),
         CheckConstraint(_in("verdict", VERDICTS), name="verdict"),
         CheckConstraint("fine_rials IS NULL OR fine_rials >= 0", name="fine"),
-        CheckConstraint("district IS NULL OR district BETWEEN 1 AND 22", name="district"),
+        CheckConstraint(f"district IS NULL OR district BETWEEN 1 AND {MAX_DISTRICTS}", name="district"),
     )
 
     id: Mapped[intpk]
@@ -557,7 +532,6 @@ class FailedJob(Base):
 
 # ---- follow-through: reply notices, surveys, escalations, field checks (0007) ----------------
 
-NOTICE_CHANNELS = ("sms", "call")
 NOTICE_STATUSES = ("queued", "sent", "failed")
 SURVEY_STATUSES = ("scheduled", "sent", "answered", "superseded")
 FIELD_CHECK_STATUSES = ("pending", "passed", "failed")

@@ -42,6 +42,7 @@ from ivr.services.messages import (
 )
 from ivr.services.operators import operators_open
 from ivr.speech import persian
+from ivr.vocabulary import TRACKING_CODE_VARIABLE
 
 log = logging.getLogger(__name__)
 
@@ -289,9 +290,9 @@ class CallActions:
         return ActionResult("open" if is_open else "closed")
 
     def do_check_district(self, args: dict[str, str], ctx: CallContext) -> ActionResult:
-        """A district typed on the keypad must be 1 to 22."""
+        """A district typed on the keypad must be one of the city's (1 to IVR_DISTRICTS)."""
         raw = args.get("district", "")
-        ok = raw.isdigit() and 1 <= int(raw) <= 22
+        ok = raw.isdigit() and int(raw) in self.settings.district_numbers
         return ActionResult("ok" if ok else "invalid", {"district": str(int(raw)) if ok else ""})
 
     # ---- the start and end of a call ------------------------------------------------
@@ -446,7 +447,7 @@ class CallRunner:
             if ctx.late_code:
                 # Kept after the hang-up: the dialplan's hang-up handler still reads it.
                 try:
-                    telephone.perform(SetVariable(name="TRACKING_CODE", value=ctx.late_code))
+                    telephone.perform(SetVariable(name=TRACKING_CODE_VARIABLE, value=ctx.late_code))
                 except Exception:
                     log.warning("call %s: could not set TRACKING_CODE after the hang-up", cid)
         return ctx

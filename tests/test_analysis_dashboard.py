@@ -241,7 +241,7 @@ def test_generator_outcome_shares_keep_key4_at_45_percent() -> None:
     assert sum(shares.values()) == pytest.approx(1.0)
 
 
-# ---- critical points ---------------------------------------------------------------------
+# ---- hotspots ---------------------------------------------------------------------
 
 
 def test_stats_poisson_tail_and_benjamini_hochberg_exact_values() -> None:
@@ -262,7 +262,7 @@ def _message(s: Session, n: int, topic: Topic, district: int, day: date, unit: U
     return m
 
 
-def test_critical_points_flag_a_cell_far_above_its_history(session_factory: sessionmaker[Session]) -> None:
+def test_hotspots_flag_a_cell_far_above_its_history(session_factory: sessionmaker[Session]) -> None:
     s = session_factory()
     unit = Unit(code="u-crit", name="واحد", kind="deputy")
     s.add(unit)
@@ -287,7 +287,7 @@ def test_critical_points_flag_a_cell_far_above_its_history(session_factory: sess
                     if k < (10 if back == 0 else 1):
                         s.add(Reminder(message_id=m.id, unit_id=unit.id, reason="dissatisfied"))
     s.flush()
-    table = d.critical_points(s, d.Filters(period))
+    table = d.hotspots(s, d.Filters(period))
     found = {(row["district"], row["kind"]): row for row in table.rows}
     assert set(found) == {(4, "volume"), (12, "reminders")}
     # History: April to September (183 days), 18 messages: 18 * 30 / 183 expected in 30 days.
@@ -297,7 +297,7 @@ def test_critical_points_flag_a_cell_far_above_its_history(session_factory: sess
     assert found[(4, "volume")]["p_value"] == float(f"{poisson_sf(16, 18 * 30 / 183):.3g}")
     assert found[(12, "reminders")]["observed"] == 10
     grid = {cell["district"]: cell for cell in table.extra["grid"]}
-    assert len(grid) == 22 and grid[4]["critical"] == 1 and grid[9]["critical"] == 0
+    assert len(grid) == 22 and grid[4]["hotspots"] == 1 and grid[9]["hotspots"] == 0
     assert grid[4]["registered"] == 16 and grid[9]["registered"] == 4
     s.rollback()
     s.close()
@@ -333,9 +333,9 @@ def test_dashboard_long_period_reads_months_and_equals_hand_written_sql(generate
     assert _funnel_from(d.message_funnel(s, d.Filters(LONG, unit_id=unit_id)).rows[0]) == _funnel(s, LONG, unit_id)
 
 
-def test_critical_points_long_period_reads_months_and_counts_like_sql(generated: Session) -> None:
+def test_hotspots_long_period_reads_months_and_counts_like_sql(generated: Session) -> None:
     s = generated
-    table = d.critical_points(s, d.Filters(LONG))
+    table = d.hotspots(s, d.Filters(LONG))
     # 78 days: 6 * 3 = 18 whole months before August.
     assert (table.extra["history_from"], table.extra["history_to"]) == (
         d.jalali(date(2025, 2, 1)), d.jalali(date(2026, 7, 31))

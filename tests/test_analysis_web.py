@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ivr.models import Call, Message, Referral, Topic, Unit, utcnow
 from tests.conftest import login
 
-DESK = ["/analysis/", "/analysis/api/funnel", "/analysis/api/critical", "/analysis/export/funnel.csv", "/analysis/report"]
+DESK = ["/analysis/", "/analysis/api/funnel", "/analysis/api/hotspots", "/analysis/export/funnel.csv", "/analysis/report"]
 CALLS = ["/analysis/api/calls-summary", "/analysis/api/calls-heatmap", "/analysis/export/calls-daily.xlsx"]
 
 

@@ -16,6 +16,7 @@ from ivr.followthrough.jobs import reply_followup_job
 from ivr.identifiers import persian_digits
 from ivr.jobqueue import JobContext, JobRegistry, RedisJobs
 from ivr.models import AuditEntry, FieldCheck, Reminder, utcnow
+from ivr.vocabulary import ROLES
 from tests.conftest import csrf_token, login
 from tests.fakes import photo_bytes
 from tests.test_followthrough import QueuedJobs, answer, make_request, make_unit
@@ -27,7 +28,6 @@ PAGES = {
     "/followthrough/checks": {"inspector", "supervisor", "admin"},
     "/followthrough/jobs/failed": {"supervisor", "admin"},
 }
-ROLES = ("operator", "manager", "supervisor", "inspector", "analyst", "admin")
 
 
 @pytest.mark.parametrize("role", ROLES)

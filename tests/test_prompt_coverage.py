@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from ivr.flow.definition import load_flow
-from ivr.models import CASE_KINDS, CASE_STAGES, MESSAGE_STATUSES, NOT_REFERRED_REASONS, VERDICTS
 from ivr.prompts import DEFAULT_CATALOGUE, build_prompts, check_prompt_files, load_catalogue
 from ivr.speech import persian
+from ivr.vocabulary import CASE_KINDS, CASE_STAGES, MESSAGE_STATUSES, NOT_REFERRED_REASONS, VERDICTS
 
 
 def playable_prompts() -> set[str]:

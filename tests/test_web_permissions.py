@@ -15,8 +15,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ivr.models import ROLES, User
+from ivr.models import User
 from ivr.services.api_tokens import create_token
+from ivr.vocabulary import ROLES
 from tests.conftest import login
 
 ANONYMOUS = "anonymous"

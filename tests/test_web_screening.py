@@ -16,24 +16,6 @@ def _user_id(session_factory, username: str) -> int:
         return session.scalars(select(User.id).where(User.username == username)).one()
 
 
-def test_persian_labels_cover_every_value_the_models_allow() -> None:
-    from ivr.models import (
-        CALL_OUTCOMES,
-        LINES,
-        MESSAGE_KINDS,
-        MESSAGE_SOURCES,
-        MESSAGE_STATUSES,
-        NOT_REFERRED_REASONS,
-        UNIT_KINDS,
-    )
-    from web.screening import LABELS
-
-    assert (set(LABELS["kind"]), set(LABELS["status"]), set(LABELS["reason"])) == (
-        set(MESSAGE_KINDS), set(MESSAGE_STATUSES), set(NOT_REFERRED_REASONS))
-    assert (set(LABELS["source"]), set(LABELS["line"]), set(LABELS["unit_kind"]), set(LABELS["outcome"])) == (
-        set(MESSAGE_SOURCES), set(LINES), set(UNIT_KINDS), set(CALL_OUTCOMES))
-
-
 def test_screening_queue_shows_messages_oldest_first_in_persian(client, make_user, session_factory) -> None:
     s = seed_committed(session_factory)
     login(client, *make_user("operator"))

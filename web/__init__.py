@@ -52,7 +52,7 @@ def create_app(
     from flask_wtf.csrf import CSRFProtect
 
     from web.auth import init_auth
-    from web.format import register_filters
+    from web.format import register_filters, register_vocabulary
     from web.home import init_home
 
     settings = settings or load_settings()
@@ -75,6 +75,7 @@ def create_app(
     app.extensions["ivr_jobs"] = jobs or build_jobs(settings, factory)
     CSRFProtect(app)
     register_filters(app, settings.timezone)
+    register_vocabulary(app, settings.district_numbers)
 
     from web.health import bp as health_bp
 

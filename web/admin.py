@@ -22,9 +22,9 @@ from flask_login import current_user
 from sqlalchemy.orm import Session
 
 from ivr.db import transaction
-from ivr.models import MESSAGE_KINDS_1888, ROLES, UNIT_KINDS
 from ivr.services import admin as svc
 from ivr.services import api_tokens
+from ivr.vocabulary import ROLES, UNIT_KINDS
 from web.auth import roles_required
 from web.home import add_nav
 from web.screening import optional_int
@@ -89,6 +89,7 @@ def add_unit() -> ResponseReturnValue:
     return _change("admin.units", lambda s: svc.add_unit(
         s, current_user.id, code=_form("code"), name=_form("name"), kind=_form("kind"),
         parent_id=optional_int(_form("parent_id")), district=optional_int(_form("district")), ip=request.remote_addr,
+        districts=current_app.config["IVR_SETTINGS"].districts,
     ), "واحد افزوده شد.")
 
 
@@ -179,7 +180,6 @@ def _topics_page(error: str | None = None, form: Any = None) -> str:
         special = svc.kind_deadlines(session)
     return render_template(
         "admin/topics.html", topics=rows, tree=tree, special=special, error=error, form=form or {},
-        kinds_1888=MESSAGE_KINDS_1888,
     )
 
 

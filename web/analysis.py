@@ -10,7 +10,18 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Flask, Response, abort, current_app, jsonify, render_template, request
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
@@ -35,13 +46,17 @@ def _today() -> date:
     return datetime.now(current_app.config["IVR_SETTINGS"].timezone).date()
 
 
+def _districts() -> int:
+    return int(current_app.config["IVR_SETTINGS"].districts)
+
+
 def _unit_scope() -> int | None:
     """The unit a manager is limited to; None (the whole city) for the other desk roles."""
     return current_user.unit_id if current_user.role == "manager" else None
 
 
 def _filters() -> d.Filters:
-    return d.parse_filters(request.args, _today(), _unit_scope())
+    return d.parse_filters(request.args, _today(), _unit_scope(), _districts())
 
 
 def _bad_request(exc: d.FilterError) -> ResponseReturnValue:
@@ -65,19 +80,19 @@ def _tables(names: list[str], filters: d.Filters) -> dict[str, d.Table]:
 @bp.get("/")
 @roles_required(*DESK_ROLES)
 def dashboard() -> ResponseReturnValue:
-    """The desk: calls (city roles), the message funnel and breakdowns, critical points."""
+    """The desk: calls (city roles), the message funnel and breakdowns, hotspots."""
     error = None
     try:
         filters = _filters()
     except d.FilterError as exc:
         # The typed values stay in the form; the default period is shown meanwhile.
         error = str(exc)
-        filters = d.parse_filters({}, _today(), _unit_scope())
+        filters = d.parse_filters({}, _today(), _unit_scope(), _districts())
     names = [
         *(d.call_tables() if current_user.role in CITY_ROLES else ()),
         "funnel",
         *(f"breakdown-{b}" for b in BREAKDOWN_ORDER),
-        "critical",
+        "hotspots",
     ]
     return render_template(
         "analysis/dashboard.html",
@@ -85,7 +100,6 @@ def dashboard() -> ResponseReturnValue:
         tables=_tables(names, filters),
         query=request.query_string.decode(),
         form={**_form_values(filters), **(request.args.to_dict() if error else {})},
-        lines=d.LINE_LABELS,
         error=error,
     ), (400 if error else 200)
 
@@ -108,6 +122,26 @@ def api(name: str) -> ResponseReturnValue:
             "table": table.as_dict(),
         }
     )
+
+
+# Hotspots were called "critical" in these URLs until December 2026; bookmarks and scripts keep working.
+@bp.get("/api/critical")
+@roles_required(*DESK_ROLES)
+def api_critical() -> ResponseReturnValue:
+    """The old address of the hotspots table: a permanent redirect keeping the query."""
+    return _moved(url_for("analysis.api", name="hotspots"))
+
+
+@bp.get("/export/critical.<fmt>")
+@roles_required(*DESK_ROLES)
+def export_critical(fmt: str) -> ResponseReturnValue:
+    """The old address of the hotspots export: a permanent redirect keeping the query."""
+    return _moved(url_for("analysis.export", name="hotspots", fmt=fmt))
+
+
+def _moved(location: str) -> ResponseReturnValue:
+    query = request.query_string.decode()
+    return redirect(location + (f"?{query}" if query else ""), 308)
 
 
 @bp.get("/export/<name>.<fmt>")
@@ -142,7 +176,7 @@ def report() -> ResponseReturnValue:
     from web import sessions
 
     with transaction(sessions(current_app), readonly=True) as session:
-        tables = d.monthly_report(session, month, _unit_scope())
+        tables = d.monthly_report(session, month, _unit_scope(), _districts())
     return render_template(
         "analysis/report.html",
         month=month,

@@ -18,14 +18,13 @@ from ivr.db import transaction
 from ivr.models import Message, utcnow
 from ivr.services import api_tokens, screening
 from ivr.services import window as window_service
+from ivr.vocabulary import DEFAULT_DISTRICTS, LINES, MESSAGE_KINDS, NOT_REFERRED_REASONS, ROLES
 from web.screening import SCREENERS, classification_from, optional_int, typed_from
 from web.window import VIEWERS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-
-ALL_ROLES = ("operator", "manager", "supervisor", "inspector", "analyst", "admin")
 
 
 @dataclass(frozen=True)
@@ -129,7 +128,7 @@ def _shows_caller(user: ApiUser) -> bool:
 @bp.get("/openapi.json")
 def openapi() -> ResponseReturnValue:
     """The OpenAPI 3 description of this API (public: it holds no data)."""
-    return jsonify(openapi_document())
+    return jsonify(openapi_document(current_app.config["IVR_SETTINGS"].districts))
 
 
 @bp.get("/screening/queue")
@@ -199,7 +198,8 @@ def classify(message_id: int) -> ResponseReturnValue:
     try:
         with transaction(_sessions()) as session:
             message = screening.classify(
-                session, message_id, g.api_user.id, c, utcnow(), settings.timezone, ip=request.remote_addr
+                session, message_id, g.api_user.id, c, utcnow(), settings.timezone, ip=request.remote_addr,
+                districts=settings.districts,
             )
             return jsonify(message_json(message, show_caller=True))
     except screening.MessageNotFound:
@@ -217,7 +217,10 @@ def typed_message() -> ResponseReturnValue:
     t = typed_from(_json_body())
     try:
         with transaction(_sessions()) as session:
-            message = screening.register_typed(session, g.api_user.id, t, utcnow(), ip=request.remote_addr)
+            message = screening.register_typed(
+                session, g.api_user.id, t, utcnow(), ip=request.remote_addr,
+                districts=current_app.config["IVR_SETTINGS"].districts,
+            )
             body = message_json(message, show_caller=True)
     except screening.ScreeningError as exc:
         return _error(400, str(exc))
@@ -273,7 +276,7 @@ def handoffs() -> ResponseReturnValue:
 
 
 @bp.get("/topics")
-@api_roles(*ALL_ROLES)
+@api_roles(*ROLES)
 def topics() -> ResponseReturnValue:
     """Active topics with their deadlines in working days."""
     with transaction(_sessions(), readonly=True) as session:
@@ -285,7 +288,7 @@ def topics() -> ResponseReturnValue:
 
 
 @bp.get("/units")
-@api_roles(*ALL_ROLES)
+@api_roles(*ROLES)
 def units() -> ResponseReturnValue:
     """Active units."""
     with transaction(_sessions(), readonly=True) as session:
@@ -323,18 +326,18 @@ def _op(summary: str, roles: tuple[str, ...], responses: dict[str, Any], **extra
     }
 
 
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.0 description of /api/v1."""
+def openapi_document(districts: int = DEFAULT_DISTRICTS) -> dict[str, Any]:
+    """The OpenAPI 3.0 description of /api/v1 (for a city of `districts` districts)."""
     nullable_int = {"type": "integer", "nullable": True}
     classification = {
         "type": "object",
         "required": ["decision", "kind"],
         "properties": {
             "decision": {"type": "string", "enum": list(screening.DECISIONS)},
-            "kind": {"type": "string"},
-            "topic_id": nullable_int, "district": {"type": "integer", "minimum": 1, "maximum": 22, "nullable": True},
+            "kind": {"type": "string", "enum": list(MESSAGE_KINDS)},
+            "topic_id": nullable_int, "district": {"type": "integer", "minimum": 1, "maximum": districts, "nullable": True},
             "unit_id": nullable_int, "summary": {"type": "string", "maxLength": screening.SUMMARY_MAX},
-            "reason": {"type": "string", "enum": ["incomplete_message", "incomplete_caller", "duplicate", "irrelevant"]},
+            "reason": {"type": "string", "enum": list(NOT_REFERRED_REASONS)},
             "duplicate_of": {"type": "string", "description": "Tracking code of the original (reason duplicate)"},
         },
     }
@@ -342,7 +345,7 @@ def openapi_document() -> dict[str, Any]:
         "type": "object",
         "required": ["line", "kind", "caller", "body"],
         "properties": {
-            "line": {"type": "string", "enum": ["137", "1888"]}, "kind": {"type": "string"},
+            "line": {"type": "string", "enum": list(LINES)}, "kind": {"type": "string", "enum": list(MESSAGE_KINDS)},
             "caller": {"type": "string"}, "body": {"type": "string", "maxLength": screening.BODY_MAX},
             "topic_id": nullable_int, "district": nullable_int, "unit_id": nullable_int, "summary": {"type": "string"},
         },
@@ -415,9 +418,9 @@ def openapi_document() -> dict[str, Any]:
                 "Callers handed to the operators' queue, newest first", VIEWERS,
                 {"200": _json({"type": "array", "items": {"type": "object"}}, "Calls")},
             )},
-            "/topics": {"get": _op("Active topics and deadlines", ALL_ROLES,
+            "/topics": {"get": _op("Active topics and deadlines", ROLES,
                                    {"200": _json({"type": "array", "items": {"type": "object"}}, "Topics")})},
-            "/units": {"get": _op("Active units", ALL_ROLES,
+            "/units": {"get": _op("Active units", ROLES,
                                   {"200": _json({"type": "array", "items": {"type": "object"}}, "Units")})},
         },
     }

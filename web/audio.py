@@ -12,9 +12,10 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ivr.db import transaction
 from ivr.infra.storage import AudioError, AudioStore
-from ivr.models import ROLES, Recording
+from ivr.models import Recording
 from ivr.services import audit
 from ivr.services.inbox import Viewer, may_hear
+from ivr.vocabulary import ROLES
 from web.auth import roles_required
 
 bp = Blueprint("audio", __name__, url_prefix="/audio")

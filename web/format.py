@@ -1,4 +1,4 @@
-"""How the console writes numbers and dates: Persian digits, Jalali calendar, the city's time zone."""
+"""How the console writes numbers, dates and the domain's words: Persian digits, Jalali calendar, labels."""
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import jdatetime
 
 from ivr.identifiers import persian_digits
+from ivr.vocabulary import LABELS, LINE_KINDS, label
 
 
 def fa_digits(value: Any) -> str:
@@ -55,3 +56,14 @@ def register_filters(app: Any, tz: ZoneInfo) -> None:
         jdate=lambda v: jdate(v, tz),
         jdatetime=lambda v: jdatetime_text(v, tz),
     )
+
+
+def fa_label(code: str | None, group: str, default: str | None = None) -> str:
+    """The Persian label of a code (`{{ m.kind|fa_label("kind") }}`); the code itself when unknown."""
+    return label(group, code, default)
+
+
+def register_vocabulary(app: Any, districts: range) -> None:
+    """Give every template the vocabulary's labels (`fa_labels`, `fa_label`), kinds per line and the city's districts."""
+    app.jinja_env.globals.update(fa_labels=LABELS, line_kinds=LINE_KINDS, districts=districts)
+    app.jinja_env.filters["fa_label"] = fa_label

@@ -8,19 +8,9 @@ from flask import Blueprint, Flask, current_app, render_template
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
-from ivr.models import ROLES
+from ivr.vocabulary import ROLES
 
 bp = Blueprint("console_home", __name__)
-
-ROLE_NAMES = {
-    "operator": "کارشناس پاسخگو",
-    "manager": "مدیر واحد",
-    "supervisor": "ناظر",
-    "inspector": "بازرس میدانی",
-    "analyst": "تحلیلگر",
-    "admin": "مدیر سامانه",
-}
-
 
 @dataclass(frozen=True)
 class NavItem:
@@ -43,7 +33,7 @@ def nav_for(role: str | None) -> list[NavItem]:
 
 def _template_globals() -> dict[str, Any]:
     role = current_user.role if current_user.is_authenticated else None
-    return {"nav": nav_for(role), "role_names": ROLE_NAMES}
+    return {"nav": nav_for(role)}
 
 
 @bp.get("/")

@@ -32,21 +32,6 @@ from web.home import add_nav
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
 
-KIND_NAMES = {
-    "criticism": "انتقاد",
-    "suggestion": "پیشنهاد",
-    "complaint": "شکایت",
-    "appreciation": "تقدیر",
-    "request": "درخواست",
-}
-STATUS_NAMES = {
-    "new": "جدید",
-    "screening": "در پالایش",
-    "referred": "در انتظار پاسخ",
-    "answered": "پاسخ داده شد",
-    "closed": "بسته شد",
-    "not_referred": "ارجاع نشد",
-}
 STATE_NAMES = {"all": "همه", "open": "بی‌پاسخ", "answered": "پاسخ‌داده"}
 
 
@@ -76,7 +61,7 @@ def index() -> ResponseReturnValue:
 
 
 def _names() -> dict[str, dict[str, str]]:
-    return {"kind_names": KIND_NAMES, "status_names": STATUS_NAMES, "state_names": STATE_NAMES}
+    return {"state_names": STATE_NAMES}
 
 
 def _message_page(message_id: int, status: int = 200) -> ResponseReturnValue:

@@ -28,31 +28,6 @@ bp = Blueprint("screening", __name__, url_prefix="/screening")
 
 SCREENERS = ("operator", "supervisor")
 
-LABELS: dict[str, dict[str, str]] = {
-    "kind": {
-        "criticism": "انتقاد", "suggestion": "پیشنهاد", "complaint": "شکایت", "appreciation": "تقدیر",
-        "request": "درخواست",
-    },
-    "status": {
-        "new": "جدید", "screening": "در پالایش", "referred": "ارجاع‌شده", "answered": "پاسخ‌داده‌شده",
-        "closed": "بسته", "not_referred": "ارجاع‌نشده",
-    },
-    "reason": {
-        "incomplete_message": "پیام ناقص", "incomplete_caller": "مشخصات ناقص تماس‌گیرنده",
-        "duplicate": "تکراری", "irrelevant": "نامرتبط",
-    },
-    "source": {"phone_voice": "پیام صوتی", "operator": "ثبت کارشناس", "sms": "پیامک"},
-    "line": {"137": "۱۳۷", "1888": "۱۸۸۸"},
-    "unit_kind": {
-        "deputy": "معاونت", "organisation": "سازمان", "district_office": "شهرداری منطقه", "department": "اداره",
-    },
-    "outcome": {
-        "message_registered": "ثبت پیام", "follow_up": "پیگیری", "case_lookup": "استعلام پرونده",
-        "guidance": "راهنمایی", "operator": "انتقال به کارشناس", "dropped": "قطع تماس",
-        "nuisance": "مزاحم", "irrelevant": "نامرتبط", "failed": "خطا",
-    },
-}
-
 
 def optional_int(value: str | None) -> int | None:
     """A form field as an int (Persian digits accepted); None when empty; 400 when not a number."""
@@ -207,7 +182,8 @@ def classify(message_id: int) -> ResponseReturnValue:
     try:
         with transaction(_sessions()) as session:
             msg = screening.classify(
-                session, message_id, current_user.id, c, utcnow(), settings.timezone, ip=request.remote_addr
+                session, message_id, current_user.id, c, utcnow(), settings.timezone, ip=request.remote_addr,
+                districts=settings.districts,
             )
             code = msg.tracking_code
     except screening.MessageNotFound:
@@ -230,7 +206,10 @@ def typed() -> ResponseReturnValue:
         t = typed_from(request.form)
         try:
             with transaction(_sessions()) as session:
-                msg = screening.register_typed(session, current_user.id, t, utcnow(), ip=request.remote_addr)
+                msg = screening.register_typed(
+                    session, current_user.id, t, utcnow(), ip=request.remote_addr,
+                    districts=current_app.config["IVR_SETTINGS"].districts,
+                )
                 code, message_id = msg.tracking_code, msg.id
         except screening.ScreeningError as exc:
             error = str(exc)
@@ -245,9 +224,9 @@ def typed() -> ResponseReturnValue:
 
 
 def init_screening(app: Flask) -> None:
-    """Register the screening pages, their labels and nav links."""
+    """Register the screening pages, their template helpers and nav links."""
     app.register_blueprint(bp)
-    app.jinja_env.globals.update(fa_labels=LABELS, fa_age=age_text, audio_url=audio_url, audio_enabled=audio_enabled)
+    app.jinja_env.globals.update(fa_age=age_text, audio_url=audio_url, audio_enabled=audio_enabled)
     app.jinja_env.filters["fa_duration"] = duration_text
     add_nav(app, "screening.queue", "پالایش پیام‌ها", SCREENERS)
     add_nav(app, "screening.typed", "ثبت پیام تلفنی", SCREENERS)

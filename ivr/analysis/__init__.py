@@ -1,1 +1,1 @@
-"""The analysis desk: rollups kept by triggers, dashboard queries, critical points, exports, scale."""
+"""The analysis desk: rollups kept by triggers, dashboard queries, hotspots, exports, scale."""

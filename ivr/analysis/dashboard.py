@@ -10,13 +10,13 @@ referred = has a referral; not referred = status not_referred, by reason; answer
 has a reply; satisfied = feedback rows saying satisfied, out of all feedback rows;
 reminders = reminder rows. Calls count by their start; key 4 = the first key pressed.
 
-Critical points: for each topic x district cell, the period's message count is compared
-by a one-sided Poisson test with what the cell's own history predicts: its count over
-the whole calendar months before the month the period starts in (6 times the period's
+Hotspots (نقاط بحرانی, "critical points"): for each topic x district cell, the period's
+message count is compared by a one-sided Poisson test with what the cell's own history
+predicts: its count over the whole calendar months before the month the period starts in (6 times the period's
 length, at least `HISTORY_PERIODS` and at most `MAX_HISTORY_MONTHS` months) scaled to the
 period's length (at least `MIN_MEAN`). Its reminders are compared the same way with the
 history's reminders per referred message (smoothed: +0.5 / +1) times the period's referred
-messages. All p-values of a request go through Benjamini-Hochberg; a cell is critical
+messages. All p-values of a request go through Benjamini-Hochberg; a cell is a hotspot
 when its adjusted p-value is at most `ALPHA` and the count is at least `MIN_COUNT`
 (volume) or `MIN_REMINDERS` (reminders). History comes from the monthly rollup, so a
 request reads a few thousand rows whatever the period.
@@ -34,13 +34,11 @@ import jdatetime
 from sqlalchemy import Integer, Subquery, and_, func, literal_column, select, text, union_all
 from sqlalchemy.orm import Session
 
+from ivr import vocabulary
 from ivr.analysis.rollups import MESSAGE_COUNTERS, NOT_REFERRED_COLUMNS
 from ivr.analysis.stats import benjamini_hochberg, poisson_sf
 from ivr.identifiers import latin_digits
 from ivr.models import (
-    CALL_OUTCOMES,
-    LINES,
-    MESSAGE_KINDS,
     ROLLUP_NO_OUTCOME,
     CallHourMonthRollup,
     CallHourRollup,
@@ -51,6 +49,14 @@ from ivr.models import (
     Topic,
     Unit,
 )
+from ivr.vocabulary import (
+    CALL_OUTCOMES,
+    KIND_LABELS,
+    LINE_LABELS,
+    LINES,
+    MESSAGE_KINDS,
+    REASON_LABELS,
+)
 
 HISTORY_PERIODS = 6
 ALPHA = 0.05
@@ -59,34 +65,8 @@ MIN_REMINDERS = 3
 MIN_MEAN = 0.5
 DEFAULT_DAYS = 30
 MAX_HISTORY_MONTHS = 24
-DISTRICT_COUNT = 22
-
-OUTCOME_LABELS = {
-    "message_registered": "ثبت پیام",
-    "follow_up": "پیگیری پیام",
-    "case_lookup": "پیگیری پرونده (کلید ۴)",
-    "guidance": "راهنمایی",
-    "operator": "اپراتور",
-    "dropped": "قطع تماس",
-    "nuisance": "مزاحم",
-    "irrelevant": "نامرتبط",
-    "failed": "خطا",
-    ROLLUP_NO_OUTCOME: "در جریان",
-}
-KIND_LABELS = {
-    "criticism": "انتقاد",
-    "suggestion": "پیشنهاد",
-    "complaint": "شکایت",
-    "appreciation": "تقدیر",
-    "request": "درخواست ۱۳۷",
-}
-REASON_LABELS = {
-    "incomplete_message": "پیام ناقص",
-    "incomplete_caller": "مشخصات ناقص تماس‌گیرنده",
-    "duplicate": "تکراری",
-    "irrelevant": "نامرتبط",
-}
-LINE_LABELS = {"137": "سامانه ۱۳۷", "1888": "سامانه ۱۸۸۸"}
+# The outcome labels, plus the rollups' cell for calls still in progress.
+OUTCOME_LABELS = {**vocabulary.OUTCOME_LABELS, ROLLUP_NO_OUTCOME: "در جریان"}
 # Persian week order: Saturday first. Python counts Monday = 0.
 WEEKDAY_LABELS = ("شنبه", "یکشنبه", "دوشنبه", "سه‌شنبه", "چهارشنبه", "پنجشنبه", "جمعه")
 UNKNOWN = "نامشخص"
@@ -120,6 +100,7 @@ class Filters:
     period: Period
     line: str | None = None
     unit_id: int | None = None
+    districts: int = vocabulary.DEFAULT_DISTRICTS  # the city's count (IVR_DISTRICTS): the hotspot grid
 
 
 @dataclass(frozen=True)
@@ -184,7 +165,9 @@ def jalali_month(text: str) -> Period:
     return Period(start.togregorian(), following.togregorian() - timedelta(days=1))
 
 
-def parse_filters(args: Mapping[str, str], today: date, unit_id: int | None = None) -> Filters:
+def parse_filters(
+    args: Mapping[str, str], today: date, unit_id: int | None = None, districts: int = vocabulary.DEFAULT_DISTRICTS
+) -> Filters:
     """Filters from query arguments: `from`, `to` (Jalali), `line`; default the last 30 days."""
     end = parse_jalali(args["to"]) if args.get("to") else today
     start = parse_jalali(args["from"]) if args.get("from") else end - timedelta(days=DEFAULT_DAYS - 1)
@@ -193,7 +176,7 @@ def parse_filters(args: Mapping[str, str], today: date, unit_id: int | None = No
     line = args.get("line") or None
     if line is not None and line not in LINES:
         raise FilterError(f"سامانه «{line}» وجود ندارد.")
-    return Filters(Period(start, end), line, unit_id)
+    return Filters(Period(start, end), line, unit_id, districts)
 
 
 # ---- helpers -----------------------------------------------------------------------------
@@ -585,7 +568,7 @@ def message_breakdown(session: Session, filters: Filters, by: str) -> Table:
     )
 
 
-# ---- critical points ---------------------------------------------------------------------
+# ---- hotspots ----------------------------------------------------------------------------
 
 
 def history_months(period: Period) -> Period:
@@ -618,7 +601,7 @@ def _cell_counts(
     return now, past
 
 
-def critical_points(session: Session, filters: Filters) -> Table:
+def hotspots(session: Session, filters: Filters) -> Table:
     """Topic x district cells unusually high against their own history (see the module doc)."""
     period = filters.period
     history = history_months(period)
@@ -660,14 +643,14 @@ def critical_points(session: Session, filters: Filters) -> Table:
     grid = [
         {
             "district": d,
-            "critical": sum(1 for row in rows if row["district"] == d),
+            "hotspots": sum(1 for row in rows if row["district"] == d),
             "score": max((row["score"] for row in rows if row["district"] == d), default=0.0),
             "registered": sum(v[0] for (_, dd), v in now.items() if dd == d),
         }
-        for d in range(1, DISTRICT_COUNT + 1)
+        for d in vocabulary.district_range(filters.districts)
     ]
     return Table(
-        "critical",
+        "hotspots",
         "نقاط بحرانی (موضوع × منطقه)",
         [
             Column("topic", "موضوع", "text"),
@@ -703,7 +686,7 @@ def table_names() -> tuple[str, ...]:
         "calls-heatmap",
         "funnel",
         *(f"breakdown-{b}" for b in BREAKDOWNS),
-        "critical",
+        "hotspots",
     )
 
 
@@ -729,7 +712,7 @@ def build_table(session: Session, name: str, filters: Filters) -> Table:
         "calls-daily": calls_daily,
         "calls-heatmap": calls_heatmap,
         "funnel": message_funnel,
-        "critical": critical_points,
+        "hotspots": hotspots,
     }
     if name in simple:
         return simple[name](session, filters)
@@ -738,8 +721,10 @@ def build_table(session: Session, name: str, filters: Filters) -> Table:
     raise FilterError(f"جدول «{name}» وجود ندارد.")
 
 
-def monthly_report(session: Session, month: Period, unit_id: int | None) -> list[Table]:
+def monthly_report(
+    session: Session, month: Period, unit_id: int | None, districts: int = vocabulary.DEFAULT_DISTRICTS
+) -> list[Table]:
     """Every table of one month, for the printable report (calls only when not limited to a unit)."""
-    filters = Filters(month, None, unit_id)
+    filters = Filters(month, None, unit_id, districts)
     names = [n for n in table_names() if unit_id is None or n not in call_tables()]
     return [build_table(session, n, filters) for n in names]

@@ -1,4 +1,4 @@
-"""The statistics behind critical points: a one-sided Poisson test and Benjamini-Hochberg.
+"""The statistics behind hotspots (critical points): a one-sided Poisson test and Benjamini-Hochberg.
 
 No SciPy: the upper tail of a Poisson distribution is summed directly from its first
 term, which stays accurate for the tiny p-values that matter here.

@@ -26,6 +26,7 @@ from ivr.config import Settings
 from ivr.identifiers import persian_digits
 from ivr.models import Citizen, Message, Reply, ReplyNotice, utcnow
 from ivr.services.messages import reply_phone_audio
+from ivr.vocabulary import REPLY_AUDIO_VARIABLE, REPLY_ID_VARIABLE, TRACKING_CODE_VARIABLE
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +69,9 @@ def call_file_text(*, number: str, reply_id: int, tracking_code: str, audio: Pat
         f"Context: {NOTICE_CONTEXT}",
         "Extension: s",
         "Priority: 1",
-        f"Setvar: IVR_REPLY_ID={reply_id}",
-        f"Setvar: IVR_REPLY_AUDIO={sound}",
-        f"Setvar: TRACKING_CODE={tracking_code}",
+        f"Setvar: {REPLY_ID_VARIABLE}={reply_id}",
+        f"Setvar: {REPLY_AUDIO_VARIABLE}={sound}",
+        f"Setvar: {TRACKING_CODE_VARIABLE}={tracking_code}",
         "Archive: yes",
         "",
     ])

@@ -16,20 +16,11 @@ from sqlalchemy.orm import Session
 
 from ivr.config import Settings
 from ivr.identifiers import latin_digits, persian_digits
-from ivr.models import (
-    MESSAGE_KINDS_1888,
-    ROLES,
-    UNIT_KINDS,
-    Holiday,
-    Topic,
-    TopicDeadline,
-    Unit,
-    User,
-    WorkingHours,
-)
+from ivr.models import Holiday, Topic, TopicDeadline, Unit, User, WorkingHours
 from ivr.prompts import PromptEntry, load_catalogue, prompts_out_dir
 from ivr.services import audit
 from ivr.services.users import MIN_PASSWORD_LENGTH, UserError, add_user, hash_password
+from ivr.vocabulary import DEFAULT_DISTRICTS, LINE_KINDS, LINES, ROLES, UNIT_KINDS, district_range
 
 CODE_RE = re.compile(r"[a-z0-9_.-]{2,40}")
 _JALALI_RE = re.compile(r"(\d{4})[/-](\d{1,2})[/-](\d{1,2})")
@@ -88,9 +79,9 @@ def units_tree(session: Session) -> list[TreeRow]:
 
 def add_unit(
     session: Session, actor_id: int, *, code: str, name: str, kind: str, parent_id: int | None,
-    district: int | None, ip: str | None = None,
+    district: int | None, ip: str | None = None, districts: int = DEFAULT_DISTRICTS,
 ) -> Unit:
-    """Add a unit under `parent_id` (None: a top-level unit)."""
+    """Add a unit under `parent_id` (None: a top-level unit); `districts` is the city's count."""
     code = code.strip().lower()
     if not CODE_RE.fullmatch(code):
         raise AdminError("کد واحد باید ۲ تا ۴۰ نویسه از حروف کوچک لاتین، رقم، _ . - باشد.")
@@ -98,8 +89,8 @@ def add_unit(
         raise AdminError("نام واحد خالی است.")
     if kind not in UNIT_KINDS:
         raise AdminError("نوع واحد درست نیست.")
-    if district is not None and not 1 <= district <= 22:
-        raise AdminError("منطقه باید عددی از ۱ تا ۲۲ باشد.")
+    if district is not None and district not in district_range(districts):
+        raise AdminError(f"منطقه باید عددی از ۱ تا {persian_digits(str(districts))} باشد.")
     if parent_id is not None and session.get(Unit, parent_id) is None:
         raise AdminError("واحد بالادستی پیدا نشد.")
     if session.scalar(select(Unit.id).where(Unit.code == code)) is not None:
@@ -225,7 +216,7 @@ def add_topic(
     code = code.strip().lower()
     if not CODE_RE.fullmatch(code):
         raise AdminError("کد موضوع باید ۲ تا ۴۰ نویسه از حروف کوچک لاتین، رقم، _ . - باشد.")
-    if line not in ("137", "1888"):
+    if line not in LINES:
         raise AdminError("سامانه را انتخاب کنید.")
     if not name.strip():
         raise AdminError("نام موضوع خالی است.")
@@ -273,7 +264,7 @@ def set_kind_deadline(
     """Give one kind of message on a topic its own deadline, or (None) let it follow the topic's again."""
     topic = _get(session, Topic, topic_id)
     assert isinstance(topic, Topic)
-    kinds = MESSAGE_KINDS_1888 if topic.line_code == "1888" else ("request",)
+    kinds = LINE_KINDS[topic.line_code]
     if kind not in kinds:
         raise AdminError("این نوع پیام در این سامانه نیست.")
     row = session.get(TopicDeadline, (topic_id, kind))

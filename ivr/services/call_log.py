@@ -8,8 +8,9 @@ from typing import Any, NamedTuple
 from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
-from ivr.models import CALL_OUTCOMES, Call
+from ivr.models import Call
 from ivr.services.messages import citizen_id_for
+from ivr.vocabulary import CALL_OUTCOMES
 
 
 @dataclass

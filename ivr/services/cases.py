@@ -19,7 +19,8 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from ivr.identifiers import latin_digits
-from ivr.models import CASE_KINDS, CASE_STAGES, VERDICTS, UrbanCase, utcnow
+from ivr.models import UrbanCase, utcnow
+from ivr.vocabulary import CASE_KINDS, CASE_STAGES, DEFAULT_DISTRICTS, VERDICTS
 
 CASES_CSV_COLUMNS = (
     "case_number",
@@ -133,26 +134,29 @@ def import_cases(
     *,
     progress: Callable[[int], None] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    districts: int = DEFAULT_DISTRICTS,
 ) -> ImportReport:
     """Import the urban-planning CSV from `stream`: bad rows are reported, good rows upserted.
 
-    `progress`, if given, is called after each batch with the number of rows read so far.
-    A stream that is not UTF-8 CSV with the expected header raises `CaseImportError` and
-    leaves the database as it was. Does not commit.
+    `progress`, if given, is called after each batch with the number of rows read so far;
+    `districts` is the city's count (IVR_DISTRICTS). A stream that is not UTF-8 CSV with the
+    expected header raises `CaseImportError` and leaves the database as it was. Does not commit.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     report = ImportReport()
     # A savepoint, so a file found to be corrupt half-way leaves no half-import behind.
     with session.begin_nested():
-        for batch in _read_batches(stream, report, batch_size):
+        for batch in _read_batches(stream, report, batch_size, districts):
             upsert_cases(session, batch)
             if progress is not None:
                 progress(report.rows_read)
     return report
 
 
-def _read_batches(stream: TextIO, report: ImportReport, batch_size: int) -> Iterator[list[CaseRow]]:
+def _read_batches(
+    stream: TextIO, report: ImportReport, batch_size: int, districts: int = DEFAULT_DISTRICTS
+) -> Iterator[list[CaseRow]]:
     """Yield lists of validated rows; count rows and record bad ones in `report` on the way.
 
     The last list may be empty, so a caller's progress always sees the final count.
@@ -173,7 +177,7 @@ def _read_batches(stream: TextIO, report: ImportReport, batch_size: int) -> Iter
             if len(fields) != width:
                 report.errors.append((line, f"expected {width} fields, found {len(fields)}"))
                 continue
-            row, problems = _validate(fields if in_order else [fields[i] for i in positions])
+            row, problems = _validate(fields if in_order else [fields[i] for i in positions], districts)
             if row is None:
                 report.errors.append((line, "; ".join(problems)))
                 continue
@@ -220,7 +224,7 @@ def _check_header(header: list[str] | None) -> list[int]:
     return [names.index(c) for c in CASES_CSV_COLUMNS]
 
 
-def _validate(fields: list[str]) -> tuple[CaseRow | None, list[str]]:
+def _validate(fields: list[str], districts: int = DEFAULT_DISTRICTS) -> tuple[CaseRow | None, list[str]]:
     """One row's fields (in CASES_CSV_COLUMNS order) as a CaseRow, or None and every problem."""
     # This runs once per row of million-row feeds: ASCII fields skip the digit translation.
     raw_number, raw_kind, raw_district, raw_stage, raw_next, raw_verdict, raw_fine, raw_updated = (
@@ -252,10 +256,10 @@ def _validate(fields: list[str]) -> tuple[CaseRow | None, list[str]]:
     district: int | None = None
     if raw_district:
         digits = raw_district if raw_district.isascii() else latin_digits(raw_district)
-        if digits.isascii() and digits.isdigit() and 1 <= int(digits) <= 22:
+        if digits.isascii() and digits.isdigit() and 1 <= int(digits) <= districts:
             district = int(digits)
         else:
-            problems.append(f"district {raw_district!r} must be empty or a number from 1 to 22")
+            problems.append(f"district {raw_district!r} must be empty or a number from 1 to {districts}")
 
     next_date = _parse_date("next_date", raw_next, problems) if raw_next else None
     updated_on = _parse_date("updated_at", raw_updated, problems) if raw_updated else None

@@ -17,18 +17,15 @@ from ivr.identifiers import (
     normalize_phone,
 )
 from ivr.infra.storage import StoredAudio
-from ivr.models import (
-    MESSAGE_KINDS,
-    MESSAGE_KINDS_1888,
-    MESSAGE_SOURCES,
-    Citizen,
-    Message,
-    Recording,
-    Reply,
-    Topic,
-    utcnow,
-)
+from ivr.models import Citizen, Message, Recording, Reply, Topic, utcnow
 from ivr.speech import persian
+from ivr.vocabulary import (
+    DEFAULT_DISTRICTS,
+    LINE_KINDS,
+    LINES,
+    MESSAGE_SOURCES,
+    district_range,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
@@ -107,8 +104,11 @@ def register_message(
     origin_key: str | None = None,
     tracking_code: str | None = None,
     created_at: datetime | None = None,
+    districts: int = DEFAULT_DISTRICTS,
 ) -> Message:
     """Register a message and give it a tracking code.
+
+    `districts` is the city's count (IVR_DISTRICTS); a `district` outside it is refused.
 
     Idempotent on `origin_key` (a replayed webhook or spooled call returns the message
     it already made). A `tracking_code` the caller was already told (spooled while
@@ -118,14 +118,14 @@ def register_message(
         existing = session.scalar(select(Message).where(Message.origin_key == origin_key))
         if existing is not None:
             return existing
-    if line not in ("137", "1888"):
+    if line not in LINES:
         raise MessageError(f"unknown line {line!r}")
-    if kind not in MESSAGE_KINDS or (line == "1888") != (kind in MESSAGE_KINDS_1888):
+    if kind not in LINE_KINDS[line]:
         raise MessageError(f"kind {kind!r} does not belong on line {line}")
     if source not in MESSAGE_SOURCES:
         raise MessageError(f"unknown source {source!r}")
-    if district is not None and not 1 <= district <= 22:
-        raise MessageError(f"district must be 1 to 22, got {district}")
+    if district is not None and district not in district_range(districts):
+        raise MessageError(f"district must be 1 to {districts}, got {district}")
     if audio is None and not (body and body.strip()):
         raise MessageError("a message needs a recording or a text")
     topic_id = None

@@ -17,23 +17,19 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from ivr.db import execute_dml
-from ivr.identifiers import latin_digits
-from ivr.models import (
-    MESSAGE_KINDS,
-    MESSAGE_KINDS_1888,
-    NOT_REFERRED_REASONS,
-    Call,
-    Citizen,
-    Message,
-    Recording,
-    Referral,
-    Topic,
-    Unit,
-    User,
-)
+from ivr.identifiers import latin_digits, persian_digits
+from ivr.models import Call, Citizen, Message, Recording, Referral, Topic, Unit, User
 from ivr.services import audit
 from ivr.services.deadlines import answer_due_at
 from ivr.services.messages import register_message
+from ivr.vocabulary import (
+    DEFAULT_DISTRICTS,
+    LINE_KINDS,
+    LINES,
+    MESSAGE_KINDS,
+    NOT_REFERRED_REASONS,
+    district_range,
+)
 
 CLAIM_MINUTES = 10
 SUMMARY_MAX = 500
@@ -216,10 +212,17 @@ def _find_original(session: Session, ref: str, message: Message) -> Message:
     return original
 
 
-def _check(session: Session, message: Message, c: Classification) -> tuple[Topic | None, Unit | None]:
+def district_error(districts: int) -> str:
+    """The Persian error for a district outside 1 to `districts`."""
+    return f"منطقه باید عددی از ۱ تا {persian_digits(str(districts))} باشد."
+
+
+def _check(
+    session: Session, message: Message, c: Classification, districts: int
+) -> tuple[Topic | None, Unit | None]:
     if c.decision not in DECISIONS:
         raise ScreeningError("تصمیم باید «ارجاع» یا «عدم ارجاع» باشد.")
-    allowed = MESSAGE_KINDS_1888 if message.line_code == "1888" else ("request",)
+    allowed = LINE_KINDS.get(message.line_code, ())
     if c.kind not in MESSAGE_KINDS or c.kind not in allowed:
         raise ScreeningError("نوع پیام با سامانه این پیام جور نیست.")
     topic = None
@@ -227,8 +230,8 @@ def _check(session: Session, message: Message, c: Classification) -> tuple[Topic
         topic = session.get(Topic, c.topic_id)
         if topic is None or topic.line_code != message.line_code:
             raise ScreeningError("موضوع انتخاب‌شده برای این سامانه نیست.")
-    if c.district is not None and not 1 <= c.district <= 22:
-        raise ScreeningError("منطقه باید عددی از ۱ تا ۲۲ باشد.")
+    if c.district is not None and c.district not in district_range(districts):
+        raise ScreeningError(district_error(districts))
     if len(c.summary) > SUMMARY_MAX:
         raise ScreeningError("خلاصه باید کوتاه باشد (حداکثر ۵۰۰ نویسه).")
     unit = None
@@ -270,6 +273,7 @@ def classify(
     tz: ZoneInfo,
     *,
     ip: str | None = None,
+    districts: int = DEFAULT_DISTRICTS,
 ) -> Message:
     """Save the operator's classification and refer the message or close it as not referred.
 
@@ -277,7 +281,7 @@ def classify(
     holds or already screened raises ClaimConflict and nothing is saved.
     """
     message = get_message(session, message_id)
-    topic, unit = _check(session, message, c)
+    topic, unit = _check(session, message, c, districts)
     original = None
     if c.decision == "not_referred" and c.reason == "duplicate":
         original = _find_original(session, c.duplicate_of or "", message)
@@ -393,13 +397,19 @@ class TypedMessage:
 
 
 def register_typed(
-    session: Session, user_id: int, t: TypedMessage, now: datetime, *, ip: str | None = None
+    session: Session,
+    user_id: int,
+    t: TypedMessage,
+    now: datetime,
+    *,
+    ip: str | None = None,
+    districts: int = DEFAULT_DISTRICTS,
 ) -> Message:
     """Register a typed message (source 'operator') through register_message; it then waits for screening."""
     from ivr.identifiers import InvalidIdentifier, normalize_phone
     from ivr.services.messages import MessageError
 
-    if t.line not in ("137", "1888"):
+    if t.line not in LINES:
         raise ScreeningError("سامانه را انتخاب کنید.")
     try:
         caller = normalize_phone(t.caller)
@@ -424,7 +434,7 @@ def register_typed(
     try:
         message = register_message(
             session, line=t.line, kind=t.kind, source="operator", caller=caller, topic_code=topic_code,
-            district=t.district, body=t.body.strip(), created_at=now,
+            district=t.district, body=t.body.strip(), created_at=now, districts=districts,
         )
     except MessageError:
         raise ScreeningError("نوع پیام یا منطقه با سامانه جور نیست.") from None

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from ivr.models import ROLES, Unit, User
+from ivr.models import Unit, User
+from ivr.vocabulary import ROLES
 
 USERNAME_RE = re.compile(r"[a-z0-9_.-]{3,64}")
 MIN_PASSWORD_LENGTH = 10

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from ivr.config import Settings
 from ivr.drivers.agi.protocol import AgiChannel, AgiConnectionLost, CallerHungUp
+from ivr.vocabulary import NEXT_OPERATOR, NEXT_VARIABLE
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,7 @@ LATENCY_SAMPLES = 65536  # newest samples kept for latency_samples()
 # silent for longer is a dead peer.
 IDLE_TIMEOUT_SECONDS = 1800.0
 APOLOGY_PROMPT = "sorry_technical"
-NEXT_VARIABLE = "IVR_NEXT"
-FALLBACK_TARGET = "operator"
+FALLBACK_TARGET = NEXT_OPERATOR
 
 
 def apologise(channel: AgiChannel, prompt_prefix: str = "") -> None:

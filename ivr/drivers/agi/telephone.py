@@ -33,12 +33,12 @@ from ivr.flow.steps import (
     Timeout,
     Transfer,
 )
+from ivr.vocabulary import NEXT_VARIABLE
 
 log = logging.getLogger(__name__)
 
 BEEP_PROMPT = "beep"  # our own: Asterisk's `beep` is not found when the language is fa
 FILLER_PROMPT = "silence_short"  # 200 ms of silence, for GET DATA after a digit already typed
-NEXT_VARIABLE = "IVR_NEXT"  # the dialplan reads where to send the caller after the AGI
 RECORD_FORMAT = "wav"  # lower-case: 8 kHz 16-bit PCM, which is what we store
 SAMPLES_PER_MS = 8
 _UNSAFE_FILENAME_RE = re.compile(r"[^\w.-]")
