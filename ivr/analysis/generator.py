@@ -176,9 +176,13 @@ def _load_city(session: Session, load_city: Callable[[Session], object] | None) 
         )
         if d is not None
     }
-    managers = dict(
-        session.execute(select(User.unit_id, User.id).where(User.role == "manager", User.unit_id.is_not(None))).all()
-    )
+    managers = {
+        unit_id: user_id
+        for unit_id, user_id in session.execute(
+            select(User.unit_id, User.id).where(User.role == "manager", User.unit_id.is_not(None))
+        )
+        if unit_id is not None
+    }
     screeners = list(session.scalars(select(User.id).where(User.role.in_(("operator", "supervisor")))))
     if not screeners:
         raise GeneratorError("no operator or supervisor to screen messages")
@@ -304,7 +308,11 @@ class _Generator:
         referred_n = round(n * REFERRED_SHARE)
         fates = ["referred"] * referred_n + _quota(rng, n - referred_n, NOT_REFERRED_SHARES)
         rng.shuffle(fates)
-        messages, referrals, replies, feedback, reminders = [], [], [], [], []
+        messages: list[tuple[Any, ...]] = []
+        referrals: list[tuple[Any, ...]] = []
+        replies: list[tuple[Any, ...]] = []
+        feedback: list[tuple[Any, ...]] = []
+        reminders: list[tuple[Any, ...]] = []
         w137 = [t[5] for t in TOPICS_137]
         w1888 = [t[4] for t in TOPICS_1888]
         kind_weights = [k[2] for k in KINDS_1888]
