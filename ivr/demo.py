@@ -72,7 +72,9 @@ from ivr.citydata import (
     WEEKDAY_WEIGHTS,
     WORKING_HOURS,
 )
+from ivr.followthrough.notices import NOTICE_PURPOSE, notice_text
 from ivr.followthrough.reminders import latest_referral
+from ivr.followthrough.surveys import SURVEY_PURPOSE, survey_text
 from ivr.identifiers import new_tracking_code, persian_digits
 from ivr.infra.storage import AudioStore, StoredAudio
 from ivr.models import (
@@ -99,6 +101,7 @@ from ivr.services.feedback import record_feedback
 from ivr.services.messages import mark_reply_heard, register_message
 from ivr.services.replies import answer_referral
 from ivr.services.screening import Classification, classify
+from ivr.services.sms import TEXT_REGISTERED
 from ivr.services.users import add_user
 
 REPLY_VOICES = 60  # the newest spoken replies get audio (the phone follow-up plays them)
@@ -986,46 +989,23 @@ class _DemoCity:
 
 
     def write_sms(self, planned: list[_Message]) -> None:
+        """The SMS history, in the product's own words and purposes (registration reply, reply notice, survey)."""
         rows = []
         for m in planned:
             if m.citizen is None:
                 continue
             if m.source == "sms":
                 rows.append(self.sms("in", m, m.text, "message", m.created))
-                rows.append(
-                    self.sms(
-                        "out",
-                        m,
-                        f"پیام شما ثبت شد. کد رهگیری: {m.code}",
-                        "tracking_code",
-                        m.created + timedelta(seconds=20),
-                    )
-                )
+                registered = TEXT_REGISTERED.format(code=persian_digits(m.code))
+                rows.append(self.sms("out", m, registered, "reply", m.created + timedelta(seconds=20)))
             if m.reply_at is not None:
-                ready = (
-                    f"پاسخ پیام {m.code} آماده است؛ با سامانه {persian_digits(m.line)}"
-                    " تماس بگیرید"
-                    " و کد رهگیری را وارد کنید."
-                )
-                rows.append(
-                    self.sms("out", m, ready, "reply_ready", m.reply_at + timedelta(minutes=1))
-                )
+                notice = notice_text(m.code, m.line)
+                rows.append(self.sms("out", m, notice, NOTICE_PURPOSE, m.reply_at + timedelta(minutes=1)))
             if m.feedback_channel == "sms" and m.reply_at is not None and m.feedback_at is not None:
                 ask = m.reply_at + timedelta(minutes=2)
-                rows.append(
-                    self.sms(
-                        "out", m, "آیا از پاسخ رضایت دارید؟ ۱: بله  ۲: خیر", "feedback_request", ask
-                    )
-                )
-                rows.append(
-                    self.sms(
-                        "in",
-                        m,
-                        "1" if m.satisfied else "2",
-                        "feedback",
-                        max(m.feedback_at, ask + timedelta(seconds=30)),
-                    )
-                )
+                rows.append(self.sms("out", m, survey_text(m.code), SURVEY_PURPOSE, ask))
+                answer = "1" if m.satisfied else "2"
+                rows.append(self.sms("in", m, answer, "feedback", max(m.feedback_at, ask + timedelta(seconds=30))))
         _insert(self.session, Sms, rows)
         self.count("sms", len(rows))
 
