@@ -136,7 +136,7 @@ def demo(ctx: click.Context, calls: int, voices: bool) -> None:
         with tqdm(desc="demo city", unit="row", file=sys.stderr, leave=False, disable=None) as bar:
             with transaction(make_sessionmaker(engine)) as session:
                 voice = espeak_voice(settings.recordings_dir, settings.incoming_dir) if voices else None
-                report = load_demo(session, calls=calls, progress=bar.update, voice=voice)
+                report = load_demo(session, calls=calls, progress=bar.update, voice=voice, tz=settings.timezone)
     except DemoAlreadyLoaded as exc:
         click.echo(f"ivr: {exc}")
         return
