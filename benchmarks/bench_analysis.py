@@ -34,6 +34,7 @@ from ivr.analysis import dashboard as d
 from ivr.analysis.generator import generate
 from ivr.config import load_settings
 from ivr.db import make_engine, make_sessionmaker, transaction
+from ivr.demo import load_demo
 from ivr.migrate import upgrade
 from ivr.models import Call, Message, Unit, User
 from ivr.services.users import add_user, hash_password
@@ -57,7 +58,8 @@ def fill(factory: Any, calls: int, messages: int) -> None:
     add_messages = min(max(0, messages - have_messages), add_calls)
     with tqdm(total=add_calls, desc="generating calls", unit="call", unit_scale=True) as bar:
         with transaction(factory) as session:
-            report = generate(session, calls=add_calls, messages=add_messages, progress=bar.update)
+            report = generate(session, calls=add_calls, messages=add_messages, progress=bar.update,
+                              load_city=lambda s: load_demo(s, calls=0, messages=0))
     print(f"generated {report.counts} in {report.seconds:.0f} s (rollups: {report.rollups})")
 
 

@@ -13,8 +13,9 @@ build_call_handler(...))` and the spool replayer in the wrapper itself) and, on 
 its stdin, reports every worker's `AgiServer.latency_samples()` (reply read -> next command
 sent, measured inside the server). `--workers` defaults to the CPU count, as IVR_AGI_WORKERS.
 `--server cli` runs the real `ivr agi serve` instead (no server-side latencies then). A fresh server is started
-for each step, on one database seeded beforehand (a unit and the 137 topics, 5,000 cases,
-300 messages of which 60 have a spoken reply).
+for each step, on one database seeded beforehand through the product: the demo city
+(`load_demo` with espeak-ng voices: units, topics, a month of messages, the newest 60
+replies spoken) and 5,000 cases through the case importer.
 
 This process is the load generator: one asyncio loop playing Asterisk with
 `tests.fakes.FakeAsteriskCall` (the same sans-IO fake the tests use; the runner here is
@@ -31,9 +32,10 @@ reach its end (no TRACKING_CODE after a message, no case report after a lookup, 
 Calls still running when a step's drain time is over are cut (closed) and counted apart,
 unless they had been waiting more than 5 s for the server: those count as failed.
 
-`--diag` and `--what-if` are for finding out where the latency comes from; see
-`_install_diagnostics` and `_apply_what_if` (they change the server process only, never the
-product code).
+`--diag` and `--profile` are for finding out where the latency comes from; see
+`_install_diagnostics` and `_install_profiler`. Both only observe (SQLAlchemy pool events,
+`gc.callbacks`, `threading.setprofile`): the server runs the product as shipped, configured
+only through its settings (`IVR_*`) and its own hooks (`run_worker(on_server=...)`).
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ import argparse
 import asyncio
 import contextlib
 import csv
+import gc
 import io
 import json
 import math
@@ -145,7 +148,6 @@ def serve_main(host: str, port: int, workers: int) -> int:
         answer = _stats_answerer(server)
         replayer.start()
         freeze_startup_objects()  # as `ivr agi serve` does after start-up
-        _after_startup()
         threading.Thread(target=server.serve_forever, name="agi-accept", daemon=True).start()
         address = server.address
 
@@ -175,7 +177,6 @@ def _stats_answerer(server: Any) -> Callable[[str], dict[str, Any]]:
     """What one server process reports (diagnostics and profiling installed here, if asked for)."""
     diag = _install_diagnostics() if os.environ.get("BENCH_DIAG") else None
     profiles = _install_profiler() if os.environ.get("BENCH_PROFILE") else None
-    _apply_what_if(os.environ.get("BENCH_WHAT_IF", ""))
 
     def answer(cmd: str) -> dict[str, Any]:
         if cmd == "count":
@@ -194,19 +195,11 @@ def _stats_answerer(server: Any) -> Callable[[str], dict[str, Any]]:
     return answer
 
 
-def _after_startup() -> None:
-    if "gc" in os.environ.get("BENCH_WHAT_IF", "").split(","):
-        import gc
-
-        gc.set_threshold(50_000, 20, 100)  # what-if: fewer collections (the product already freezes)
-
-
 def _worker_stats(stats_dir: str, server: Any) -> None:
     """In each worker (`run_worker`'s hook): answer `count`/`status`/`stats` on a Unix socket."""
     import atexit
 
     answer = _stats_answerer(server)
-    _after_startup()
     atexit.register(answer, "finish")
     path = Path(stats_dir) / f"{os.getpid()}.sock"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -308,65 +301,13 @@ def _write_profile(profiles: list[Any], path: str) -> None:
 
 
 def _install_diagnostics() -> dict[str, list[tuple[float, float]]]:
-    """`--diag`: time every flow action and call finish (wall, thread CPU) inside the server.
+    """`--diag`: GC pauses, DB pool connections and a scheduler probe inside the server.
 
-    Wraps `CallActions.run` and `CallActions.finish` in this process only; the product
-    code is unchanged. Wall time much above CPU time means waiting (locks, I/O, the GIL).
+    Observation only, through public hooks (`gc.callbacks`, SQLAlchemy pool events, a thread of
+    its own): no product function is wrapped or replaced. For time per flow action and per
+    function, use `--profile` (cProfile on thread CPU time).
     """
-    from ivr.runner import CallActions
-
     times: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    run, finish = CallActions.run, CallActions.finish
-
-    local = threading.local()
-
-    def timed_run(self: Any, req: Any, ctx: Any) -> Any:
-        w, c = time.perf_counter(), time.thread_time()
-        try:
-            return run(self, req, ctx)
-        finally:
-            times[f"action {req.name}"].append((time.perf_counter() - w, time.thread_time() - c))
-            local.action = req.name
-
-    # The server's own per-command latency, split by what ran between the reply and the command.
-    from ivr.drivers.agi.protocol import AgiChannel
-
-    send = AgiChannel.send_command
-
-    def tagged_send(self: Any, command: str, *args: Any) -> None:
-        if self._replied_at is not None:
-            action = getattr(local, "action", None)
-            local.action = None
-            tag = f"after action {action}" if action else f"no action, then {command.strip()}"
-            times[f"cmd: {tag}"].append((time.perf_counter() - self._replied_at, 0.0))
-        send(self, command, *args)
-
-    AgiChannel.send_command = tagged_send  # type: ignore[method-assign]
-
-    def timed_finish(self: Any, ctx: Any) -> None:
-        w, c = time.perf_counter(), time.thread_time()
-        try:
-            finish(self, ctx)
-        finally:
-            times["finish (call log)"].append((time.perf_counter() - w, time.thread_time() - c))
-
-    CallActions.run = timed_run  # type: ignore[method-assign]
-    CallActions.finish = timed_finish  # type: ignore[method-assign]
-    begin = getattr(CallActions, "begin", None)
-    if begin is not None:  # the look-up of an earlier session of the call, before its first command
-
-        def timed_begin(self: Any, ctx: Any) -> None:
-            w, c = time.perf_counter(), time.thread_time()
-            try:
-                begin(self, ctx)
-            finally:
-                times["begin (earlier session look-up)"].append((time.perf_counter() - w, time.thread_time() - c))
-                local.action = "begin"
-
-        CallActions.begin = timed_begin  # type: ignore[method-assign]
-
-    import gc
-
     started: list[float] = [0.0, 0.0]
 
     def gc_timer(phase: str, info: dict[str, int]) -> None:
@@ -377,19 +318,6 @@ def _install_diagnostics() -> dict[str, list[tuple[float, float]]]:
                 (time.perf_counter() - started[0], time.thread_time() - started[1]))
 
     gc.callbacks.append(gc_timer)
-
-    from sqlalchemy.pool import QueuePool
-
-    do_get = QueuePool._do_get
-
-    def timed_get(self: Any) -> Any:
-        w = time.perf_counter()
-        try:
-            return do_get(self)
-        finally:
-            times["db pool checkout"].append((time.perf_counter() - w, 0.0))
-
-    QueuePool._do_get = timed_get  # type: ignore[method-assign]
 
     from sqlalchemy import event
     from sqlalchemy.pool import Pool
@@ -422,60 +350,6 @@ def _install_diagnostics() -> dict[str, list[tuple[float, float]]]:
     return times
 
 
-def _apply_what_if(spec: str) -> None:
-    """`--what-if`: try a possible product change in the server process only, to measure it.
-
-    switch=S: sys.setswitchinterval(S) (CPython's default is 0.005 s);
-    gc: gc.freeze() after start-up and a higher gen0 threshold (applied in serve_main);
-    fast-speech: the recording's speech check with audioop on the raw frames instead of
-    pydub's AudioSegment slicing (same windows, same threshold).
-    """
-    for item in filter(None, spec.split(",")):
-        if item.startswith("switch="):
-            sys.setswitchinterval(float(item.split("=", 1)[1]))
-        elif item == "fast-speech":
-            import ivr.runner
-
-            ivr.runner.has_speech = _fast_has_speech  # type: ignore[assignment]
-        elif item != "gc":
-            raise SystemExit(f"unknown --what-if {item!r}")
-
-
-def _fast_has_speech(path: Path, *, min_speech_ms: int = 300, threshold_dbfs: float = -45.0) -> bool:
-    """pydub's detect_nonsilent(min_silence_len=200, seek_step=10) done on raw bytes with audioop."""
-    import audioop  # noqa: F401 - Python 3.11 still has it (pydub uses it too)
-
-    try:
-        with wave.open(str(path), "rb") as w:
-            width, rate, channels = w.getsampwidth(), w.getframerate(), w.getnchannels()
-            raw = w.readframes(w.getnframes())
-    except (OSError, EOFError, wave.Error):
-        return False
-    frame = width * channels
-    per_ms = rate * frame // 1000
-    seg_ms = len(raw) // per_ms
-    if seg_ms < min_speech_ms:
-        return False
-    thresh = (10 ** (threshold_dbfs / 20)) * (1 << (8 * width - 1))
-    window, step = 200, 10
-    if seg_ms < window:
-        return seg_ms >= min_speech_ms and audioop.rms(raw, width) > thresh
-    last = seg_ms - window
-    starts = list(range(0, last + 1, step))
-    if last % step:
-        starts.append(last)
-    silent = [i for i in starts if audioop.rms(raw[i * per_ms:(i + window) * per_ms], width) <= thresh]
-    # Merge silent windows into ranges (as pydub does), then count what is not silent.
-    ranges: list[list[int]] = []
-    for i in silent:
-        if ranges and i <= ranges[-1][1]:
-            ranges[-1][1] = i + window
-        else:
-            ranges.append([i, i + window])
-    quiet = sum(b - a for a, b in ranges)
-    return seg_ms - quiet >= min_speech_ms
-
-
 # ==== statistics =========================================================================
 
 
@@ -503,32 +377,29 @@ class Seed:
 
 
 def seed_database(url: str, data_dir: Path) -> Seed:
-    """Migrate, then add what the journeys need: a unit, 137 topics, cases, messages, replies."""
+    """Migrate, load the demo city with voices (through the services) and import 5,000 cases.
+
+    The journeys' tracking codes are the demo's: messages with no reply yet, and messages whose
+    latest reply has a phone recording (what the follow-up plays, as `phone_status` says) and is
+    not rated yet (so the follow-up asks the caller to rate it).
+    """
     from sqlalchemy import select
 
     from ivr.config import load_settings
     from ivr.db import make_engine, make_sessionmaker, transaction
-    from ivr.infra.storage import AudioStore
+    from ivr.demo import DemoAlreadyLoaded, espeak_voice, load_demo
     from ivr.migrate import upgrade
-    from ivr.models import CASE_STAGES, VERDICTS, Message, Recording, Reply, Topic, Unit
+    from ivr.models import CASE_STAGES, VERDICTS, Feedback, Message
     from ivr.services.cases import CASES_CSV_COLUMNS, import_cases
-    from ivr.services.messages import register_message
-    from tests.fakes import write_speech_wav
+    from ivr.services.messages import phone_status
 
     settings = load_settings({"IVR_DATABASE_URL": url, "IVR_DATA_DIR": str(data_dir)}, dotenv=False)
     engine = make_engine(settings.database_url)
     upgrade(engine)
     factory = make_sessionmaker(engine)
     rng = random.Random(137)
-    with transaction(factory) as s:
-        if s.scalar(select(Unit).where(Unit.code == "bench-district-07")) is None:
-            unit = Unit(code="bench-district-07", name="شهرداری منطقه ۷", kind="district_office", district=7)
-            s.add(unit)
-            s.flush()
-            for key, code in enumerate(["cleaning", "roads", "lighting", "green", "traffic", "other_137"], 1):
-                if s.scalar(select(Topic).where(Topic.code == code)) is None:
-                    s.add(Topic(code=code, line_code="137", name=code, menu_key=str(key),
-                                due_working_days=5, unit_id=unit.id))
+    with contextlib.suppress(DemoAlreadyLoaded), transaction(factory) as s:
+        load_demo(s, voice=espeak_voice(settings.recordings_dir, settings.incoming_dir))
     # 5,000 cases through the real importer.
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -550,33 +421,19 @@ def seed_database(url: str, data_dir: Path) -> Seed:
         report = import_cases(s, buf)
     if report.errors:
         raise SystemExit(f"seeding cases failed: {report.errors[:3]}")
-    # 300 messages typed by operators; 60 of them answered with a spoken reply.
-    store = AudioStore(settings.recordings_dir)
     plain: list[str] = []
     replied: list[str] = []
-    with transaction(factory) as s:
-        for i in range(300):
-            line = "1888" if i % 2 else "137"
-            msg = register_message(
-                s, line=line, kind="complaint" if line == "1888" else "request", source="operator",
-                caller=f"0912{rng.randrange(10**7):07d}", topic_code=None if line == "1888" else "lighting",
-                district=None if line == "1888" else 7, body="benchmark message",
-            )
-            if i % 5 == 0:
-                reply = Reply(message_id=msg.id, text="answered")
-                s.add(reply)
-                s.flush()
-                stored = store.store(write_speech_wav(data_dir / f"reply-{i}.wav", 2.0))
-                s.add(Recording(path=stored.rel_path, format="wav", seconds=stored.seconds,
-                                sha256=stored.sha256, size_bytes=stored.size_bytes, purpose="reply",
-                                reply_id=reply.id))
-                msg.status = "answered"
-                replied.append(msg.tracking_code)
-            else:
-                plain.append(msg.tracking_code)
-    with transaction(factory) as s:  # sanity: the codes are there
-        assert s.scalar(select(Message).where(Message.tracking_code == plain[0])) is not None
+    with transaction(factory, readonly=True) as s:
+        rated = set(s.scalars(select(Feedback.reply_id)))
+        for message in s.scalars(select(Message).order_by(Message.id)):
+            status = phone_status(message)
+            if status.reply_id is None:
+                plain.append(status.tracking_code)
+            elif status.reply_audio is not None and status.reply_id not in rated:
+                replied.append(status.tracking_code)
     engine.dispose()
+    if not plain or not replied:
+        raise SystemExit("seeding left no message to follow up (with and without a spoken reply)")
     return Seed(cases=cases, codes_plain=plain, codes_reply=replied)
 
 
@@ -1267,25 +1124,6 @@ def _warning_kind(line: str) -> str:
 # ==== main ===============================================================================
 
 
-def pg_schema_url(url: str) -> tuple[str, str, str]:
-    """(URL using a fresh schema, admin URL, schema name) for a PostgreSQL URL."""
-    schema = f"bench_fastagi_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    sep = "&" if "?" in url else "?"
-    return f"{url}{sep}options=-csearch_path%3D{schema}", url, schema
-
-
-def _pg_admin(url: str, sql: str) -> None:
-    from sqlalchemy import text
-
-    from ivr.config import load_settings
-    from ivr.db import make_engine
-
-    engine = make_engine(load_settings({"IVR_DATABASE_URL": url}, dotenv=False).database_url)
-    with engine.begin() as conn:
-        conn.execute(text(sql))
-    engine.dispose()
-
-
 async def amain(args: argparse.Namespace) -> int:
     ctx: dict[str, Any] = args.ctx
     scale = args.time_scale if args.time_scale is not None else 1.0
@@ -1315,8 +1153,6 @@ async def amain(args: argparse.Namespace) -> int:
         reports.append(await run_step(plan, ctx))
     print()
     prompt_lengths = [v for k, v in ctx["clock"].seconds.items() if not k.startswith("/")]
-    if args.what_if:
-        print(f"WHAT-IF run, server changed in-process: {args.what_if}")
     print(f"database: {ctx['db_label']}; server: {ctx['server_mode']}, {ctx['workers']} worker process(es); prompts: {len(prompt_lengths)} WAVs, "
           f"mean {statistics.mean(prompt_lengths):.2f} s; "
           f"fd limit {ctx['nofile']}; {os.cpu_count()} CPUs")
@@ -1370,14 +1206,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="server processes sharing the port, as `ivr agi serve --workers N` "
                              "(default: the CPU count, as IVR_AGI_WORKERS)")
     parser.add_argument("--seed", type=int, default=1888)
-    parser.add_argument("--what-if", default="",
-                        help="try a possible product change in the server process only: comma-separated "
-                             "switch=SECONDS, gc, fast-speech (see _apply_what_if)")
     parser.add_argument("--profile", default=None, metavar="FILE",
                         help="profile every server thread with cProfile (slows the server down); "
                              "writes FILE (pstats) and FILE.txt")
     parser.add_argument("--diag", action="store_true",
-                        help="also time each flow action and call finish inside the server (wall and CPU)")
+                        help="also record GC pauses, DB pool connections and a scheduler probe inside the server")
     args = parser.parse_args(argv)
 
     if args.serve:
@@ -1389,6 +1222,8 @@ def main(argv: list[str] | None = None) -> int:
     # Ctrl-C (even when started in the background) and SIGTERM stop the run and its server cleanly.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
+    from tests.databases import create_schema, drop_schema
+
     tmp = Path(tempfile.mkdtemp(prefix="bench-fastagi-"))
     pg_drop: tuple[str, str] | None = None
     try:
@@ -1399,24 +1234,22 @@ def main(argv: list[str] | None = None) -> int:
             url = f"sqlite:///{tmp / 'ivr.sqlite3'}"
             label = "SQLite (temporary file)"
         elif url.startswith("postgresql"):
-            url, admin, schema = pg_schema_url(url)
-            _pg_admin(admin, f"CREATE SCHEMA {schema}")
-            pg_drop = (admin, schema)
-            label = f"PostgreSQL {admin.split('@')[-1]} schema {schema}"
+            schema = f"bench_fastagi_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+            pg_drop = (url, schema)
+            url = create_schema(url, schema)  # the test suite's own: a schema of its own, dropped after
+            label = f"PostgreSQL {pg_drop[0].split('@')[-1]} schema {schema}"
         else:
             label = url
         t = time.perf_counter()
         seed = seed_database(url, data_dir)
         prompts = ensure_prompts(REPO / "recordings")
         clock = PromptClock(prompts)
-        print(f"seeded {len(seed.cases)} cases, {len(seed.codes_plain) + len(seed.codes_reply)} messages "
-              f"in {time.perf_counter() - t:.1f} s; {label}", flush=True)
+        print(f"seeded {len(seed.cases)} cases, {len(seed.codes_plain)} messages without a reply and "
+              f"{len(seed.codes_reply)} with a spoken one in {time.perf_counter() - t:.1f} s; {label}", flush=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
         env.update({"IVR_DATABASE_URL": url, "IVR_DATA_DIR": str(data_dir), "IVR_VAR_DIR": str(tmp / "var")})
         if args.diag:
             env["BENCH_DIAG"] = "1"
-        if args.what_if:
-            env["BENCH_WHAT_IF"] = args.what_if
         if args.profile:
             env["BENCH_PROFILE"] = str(Path(args.profile).resolve())
         args.ctx = {
@@ -1432,7 +1265,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if pg_drop is not None:
             with contextlib.suppress(Exception):
-                _pg_admin(pg_drop[0], f"DROP SCHEMA IF EXISTS {pg_drop[1]} CASCADE")
+                drop_schema(*pg_drop)
         if os.environ.get("BENCH_KEEP_TMP"):
             print(f"kept {tmp}")
         else:

@@ -137,7 +137,7 @@ def demo(ctx: click.Context, calls: int, voices: bool) -> None:
         with tqdm(desc="demo city", unit="row", file=sys.stderr, leave=False, disable=None) as bar:
             with transaction(make_sessionmaker(engine)) as session:
                 voice = espeak_voice(settings.recordings_dir, settings.incoming_dir) if voices else None
-                report = load_demo(session, calls=calls, progress=bar.update, voice=voice)
+                report = load_demo(session, calls=calls, progress=bar.update, voice=voice, tz=settings.timezone)
     except DemoAlreadyLoaded as exc:
         click.echo(f"ivr: {exc}")
         return
@@ -664,6 +664,7 @@ def analysis_generate(ctx: click.Context, calls: int, messages: int, days: int, 
 
     from ivr.analysis.generator import GeneratorError, generate
     from ivr.db import make_sessionmaker, transaction
+    from ivr.demo import load_demo
     from ivr.migrate import upgrade
 
     settings = _settings(ctx)
@@ -672,7 +673,11 @@ def analysis_generate(ctx: click.Context, calls: int, messages: int, days: int, 
     try:
         with tqdm(total=calls, desc="calls", unit="call", unit_scale=True, file=sys.stderr, disable=None) as bar:
             with transaction(make_sessionmaker(engine)) as session:
-                report = generate(session, calls=calls, messages=messages, days=days, seed=seed, progress=bar.update)
+                report = generate(
+                    session, calls=calls, messages=messages, days=days, seed=seed, progress=bar.update,
+                    # The city's units, topics and staff, if missing: the demo's, without its month of calls.
+                    load_city=lambda s: load_demo(s, calls=0, messages=0),
+                )
     except GeneratorError as exc:
         click.echo(f"ivr: error: {exc}", err=True)
         sys.exit(1)

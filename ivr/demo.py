@@ -1,15 +1,24 @@
 """A demo city in Persian: Tehran's units, topics, staff, cases, callers and a month of calls.
 
-The shapes follow PRODUCT.md: 45 % of calls press 4 for a case, 80 % of screened messages
-are referred and 20 % are not (for the four reasons), most referrals are answered, 81 % of
-citizens who rate a reply are satisfied, and a dissatisfied 137 caller re-opens the request
-at the same unit as a reminder. Shares are drawn as exact quotas and then shuffled, so
-they hold for any seed and any size, not only on average.
+The shapes follow PRODUCT.md (and ivr/citydata.py, which holds them): 45 % of calls press 4 for
+a case, 80 % of screened messages are referred and 20 % are not (for the four reasons), most
+referrals are answered, 81 % of citizens who rate a reply are satisfied, and a dissatisfied 137
+caller re-opens the request at the same unit as a reminder. Shares are drawn as exact quotas and
+then shuffled, so they hold for any seed and any size, not only on average.
+
+The month is planned in Python first (who called when, what they left, what the screener and
+the unit will do), then played through the same services production uses, each at its planned
+moment: units, topics, users, hours and holidays through the admin and users services, messages
+through `register_message`, screening through `classify` (the due date is `answer_due_at`),
+replies through `answer_referral`, ratings through `record_feedback` (which re-opens a 137
+request with `reopen_at_unit`). So the demo's rules are the product's. Only the record of what
+happened around them is written in bulk: citizens, the call log, cases (`upsert_cases`), the SMS
+history and the demo's synthetic audio for replies.
 
 Everything except the passwords and tracking codes follows from `seed`: passwords come
 from `secrets` (a demo server may face the internet), tracking codes from
-`new_tracking_code()` like real ones. Voice messages have no audio files: the demo has
-no recordings, only the screeners' written summaries.
+`new_tracking_code()` like real ones. Without voices, voice messages carry the caller's words
+as their text (the demo has no recordings); with voices, the ones still waiting are spoken.
 """
 
 from __future__ import annotations
@@ -27,23 +36,55 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jdatetime
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from ivr.citydata import (
+    BODIES,
+    CALL_OUTCOME_SHARES,
+    CALL_SECONDS,
+    DAYS,
+    DEPUTIES,
+    DISTRICT_TOPICS,
+    DISTRICT_WEIGHTS,
+    DISTRICTS,
+    FEEDBACK_SHARE,
+    FIRST_NAMES,
+    HOUR_WEIGHTS,
+    JALALI_HOLIDAYS,
+    KINDS_1888,
+    LAST_NAMES,
+    MESSAGE_TEXTS,
+    NOT_REFERRED_NOTES,
+    NOT_REFERRED_SHARES,
+    OTHER_CALL_KEYS,
+    PENDING_SHARE,
+    PLAIN_CALL_KEYS,
+    REFERRED_SHARE,
+    REPLY_TEXTS,
+    REQUEST_TEXTS,
+    SATISFIED_SHARE,
+    STAFF,
+    TEHRAN,
+    TOPICS_137,
+    TOPICS_1888,
+    UNSCREENED_SHARE,
+    WEEKDAY_WEIGHTS,
+    WORKING_HOURS,
+)
+from ivr.followthrough.notices import NOTICE_PURPOSE, notice_text
+from ivr.followthrough.reminders import latest_referral
+from ivr.followthrough.surveys import SURVEY_PURPOSE, survey_text
 from ivr.identifiers import new_tracking_code, persian_digits
-from ivr.infra.storage import StoredAudio
+from ivr.infra.storage import AudioStore, StoredAudio
 from ivr.models import (
     CASE_STAGES,
     Base,
     Call,
     Citizen,
-    Feedback,
     Holiday,
     Message,
     Recording,
-    Referral,
-    Reminder,
-    Reply,
     Sms,
     Topic,
     Unit,
@@ -52,235 +93,18 @@ from ivr.models import (
     WorkingHours,
     utcnow,
 )
+from ivr.prompts import synthesize_speech
+from ivr.services.admin import add_holiday, add_topic, add_unit, set_working_hours
 from ivr.services.cases import CaseRow, upsert_cases
+from ivr.services.deadlines import answer_due_at
+from ivr.services.feedback import record_feedback
+from ivr.services.messages import mark_reply_heard, register_message
+from ivr.services.replies import answer_referral
+from ivr.services.screening import Classification, classify
+from ivr.services.sms import TEXT_REGISTERED
 from ivr.services.users import add_user
 
-TEHRAN = ZoneInfo("Asia/Tehran")
-DAYS = 30
-
-# ---- the city ------------------------------------------------------------------------
-
-DEPUTIES = (
-    ("deputy-services", "معاونت خدمات شهری"),
-    ("deputy-planning", "معاونت شهرسازی و معماری"),
-    ("deputy-transport", "معاونت حمل و نقل و ترافیک"),
-    ("deputy-technical", "معاونت فنی و عمران"),
-    ("deputy-social", "معاونت اجتماعی و فرهنگی"),
-    ("deputy-districts", "معاونت هماهنگی و امور مناطق"),
-    ("deputy-hr", "معاونت توسعه منابع انسانی"),
-    ("deputy-programs", "معاونت برنامه‌ریزی، توسعه شهری و امور شورا"),
-)
-# (code, name, kind, parent code)
-BODIES = (
-    ("waste", "سازمان مدیریت پسماند", "organisation", "deputy-services"),
-    ("parks", "سازمان بوستان‌ها و فضای سبز", "organisation", "deputy-services"),
-    ("roads", "سازمان مهندسی معابر", "organisation", "deputy-technical"),
-    ("traffic", "سازمان حمل و نقل و ترافیک", "organisation", "deputy-transport"),
-    ("culture", "سازمان فرهنگی هنری", "organisation", "deputy-social"),
-    ("lighting", "اداره کل روشنایی معابر", "department", "deputy-technical"),
-    ("article100", "دبیرخانه کمیسیون‌های ماده صد", "department", "deputy-planning"),
-)
-DISTRICTS = range(1, 23)
-# Tehran's larger districts send more calls.
-DISTRICT_WEIGHTS = tuple(1.6 if d in (2, 4, 5, 15) else 1.0 for d in DISTRICTS)
-
-# (code, menu key, name, unit code, due working days, share of 137 requests)
-TOPICS_137 = (
-    ("cleaning", "1", "نظافت و پسماند", "waste", 3, 0.30),
-    ("roads", "2", "معابر، آسفالت و آب‌های سطحی", "roads", 10, 0.22),
-    ("lighting", "3", "روشنایی معابر", "lighting", 5, 0.12),
-    ("green", "4", "درختان و فضای سبز", "parks", 7, 0.12),
-    ("traffic", "5", "ترافیک و چراغ‌های راهنمایی", "traffic", 5, 0.14),
-    ("other_137", "6", "سایر", "deputy-services", 7, 0.10),
-)
-# (code, name, unit code, due working days, share of 1888 messages)
-TOPICS_1888 = (
-    ("staff_conduct", "رفتار کارکنان", "deputy-hr", 10, 0.26),
-    ("processes", "فرایندها و بوروکراسی", "deputy-programs", 10, 0.20),
-    ("projects", "طرح‌ها و پروژه‌ها", "deputy-technical", 14, 0.12),
-    ("urban_planning", "شهرسازی", "deputy-planning", 10, 0.24),
-    ("city_services", "خدمات شهری", "deputy-services", 7, 0.18),
-)
-# District municipalities do street cleaning, permits and front-desk work themselves,
-# so these topics go to the district office when the district is known.
-DISTRICT_TOPICS = frozenset(
-    {"cleaning", "other_137", "staff_conduct", "urban_planning", "city_services"}
-)
-KINDS_1888 = (
-    ("1", "criticism", 0.30),
-    ("2", "suggestion", 0.18),
-    ("3", "complaint", 0.40),
-    ("4", "appreciation", 0.12),
-)
-
-STAFF = (
-    ("op1", "operator"),
-    ("op2", "operator"),
-    ("op3", "operator"),
-    ("op4", "operator"),
-    ("op5", "operator"),
-    ("op6", "operator"),
-    ("sup1", "supervisor"),
-    ("sup2", "supervisor"),
-    ("inspector1", "inspector"),
-    ("analyst1", "analyst"),
-    ("admin", "admin"),
-)
-# fmt: off
-FIRST_NAMES = (
-    "علی", "محمد", "حسین", "رضا", "مهدی", "امیر", "سعید", "حمید", "مجید", "بهرام",
-    "فاطمه", "زهرا", "مریم", "سارا", "نرگس", "لیلا", "الهام", "شیرین", "مینا", "پریسا",
-)
-LAST_NAMES = (
-    "محمدی", "حسینی", "احمدی", "رضایی", "کریمی", "موسوی", "جعفری", "صادقی", "رحیمی", "کاظمی",
-    "قاسمی", "نوری", "تهرانی", "اکبری", "شریفی", "طاهری", "عباسی", "یزدانی", "فراهانی", "نجفی",
-)
-# fmt: on
-
-# Saturday..Wednesday 07:00-19:00, Thursday 07:00-13:00, Friday closed (Python: Monday = 0).
-WORKING_HOURS = {
-    5: (time(7), time(19)),
-    6: (time(7), time(19)),
-    0: (time(7), time(19)),
-    1: (time(7), time(19)),
-    2: (time(7), time(19)),
-    3: (time(7), time(13)),
-}
-FRIDAY = 4
-# (Jalali month, day, name)
-JALALI_HOLIDAYS = (
-    (1, 1, "نوروز"),
-    (1, 2, "نوروز"),
-    (1, 3, "نوروز"),
-    (1, 4, "نوروز"),
-    (1, 12, "روز جمهوری اسلامی"),
-    (1, 13, "روز طبیعت"),
-    (3, 14, "رحلت امام خمینی"),
-    (3, 15, "قیام ۱۵ خرداد"),
-    (11, 22, "پیروزی انقلاب اسلامی"),
-    (12, 29, "ملی شدن صنعت نفت"),
-)
-
-# ---- the traffic ---------------------------------------------------------------------
-
-CALL_OUTCOME_SHARES = {
-    "case_lookup": 0.45,
-    "message_registered": 0.22,
-    "follow_up": 0.10,
-    "operator": 0.08,
-    "guidance": 0.06,
-    "dropped": 0.05,
-    "nuisance": 0.02,
-    "irrelevant": 0.02,
-}
-# Seconds from answer to hang-up, per outcome.
-CALL_SECONDS = {
-    "case_lookup": (45, 150),
-    "message_registered": (90, 260),
-    "follow_up": (40, 140),
-    "operator": (60, 420),
-    "guidance": (15, 70),
-    "dropped": (2, 25),
-    "nuisance": (3, 40),
-    "irrelevant": (20, 120),
-}
-# Calls per Tehran hour of the day: a morning peak and an evening one.
-# fmt: off
-HOUR_WEIGHTS = (
-    1.0, 0.6, 0.4, 0.3, 0.3, 0.5, 1.2, 3.0, 6.0, 8.0, 9.0, 8.5,
-    7.0, 5.5, 5.0, 5.5, 6.0, 6.5, 6.0, 5.0, 4.0, 3.0, 2.0, 1.5,
-)
-# fmt: on
-WEEKDAY_WEIGHTS = {FRIDAY: 0.55, 3: 0.8}
-REFERRED_SHARE = 0.80
-NOT_REFERRED_SHARES = {
-    "incomplete_message": 0.35,
-    "incomplete_caller": 0.20,
-    "duplicate": 0.25,
-    "irrelevant": 0.20,
-}
-UNSCREENED_SHARE = 0.07
-PENDING_SHARE = 0.15
-FEEDBACK_SHARE = 0.60
-SATISFIED_SHARE = 0.81
-CLOSED_OF_SATISFIED = 0.30
-
-REQUEST_TEXTS = {
-    "cleaning": (
-        "زباله‌های کوچه از سه روز پیش جمع‌آوری نشده و بوی بد همه جا را گرفته است.",
-        "مخزن زباله سر کوچه شکسته و زباله‌ها در پیاده‌رو پخش شده است.",
-        "نخاله‌های ساختمانی کنار جوی آب رها شده است.",
-        "چند هفته است خیابان جارو نشده است.",
-    ),
-    "roads": (
-        "چاله بزرگی وسط خیابان ایجاد شده که برای موتورسواران خطرناک است.",
-        "آسفالت کوچه بعد از حفاری لوله‌کشی گاز ترمیم نشده است.",
-        "دریچه آب‌های سطحی گرفته و با هر بارندگی آب در تقاطع جمع می‌شود.",
-        "جدول کنار پیاده‌رو شکسته و عابران زمین می‌خورند.",
-    ),
-    "lighting": (
-        "چراغ‌های پارک محله چند شب است خاموش است.",
-        "چراغ تیر برق کوچه خاموش است و شب‌ها کوچه کاملاً تاریک است.",
-        "روشنایی زیرگذر عابر پیاده قطع شده است.",
-    ),
-    "green": (
-        "درخت کهنسال کنار خیابان کج شده و ممکن است روی خودروها بیفتد.",
-        "فضای سبز بلوار آبیاری نمی‌شود و درختچه‌ها در حال خشک شدن هستند.",
-        "شاخه‌های درختان به سیم‌های برق رسیده و نیاز به هرس دارد.",
-    ),
-    "traffic": (
-        "چراغ راهنمایی تقاطع از صبح چشمک‌زن زرد است و ترافیک سنگینی ایجاد شده است.",
-        "خط‌کشی عابر پیاده جلوی مدرسه پاک شده است.",
-        "تابلوی ورود ممنوع سر خیابان افتاده است.",
-    ),
-    "other_137": (
-        "نیمکت‌های ایستگاه اتوبوس شکسته است.",
-        "دیوارنویسی روی دیوار مدرسه نیاز به پاک‌سازی دارد.",
-        "سگ‌های بلاصاحب در پارک محله باعث ترس کودکان شده‌اند.",
-    ),
-}
-MESSAGE_TEXTS = {
-    "criticism": (
-        "روند صدور پروانه ساختمانی بسیار طولانی است و باید چند بار به منطقه مراجعه کرد.",
-        "کارمند باجه پاسخگویی با مراجعان برخورد مناسبی ندارد.",
-        "پروژه پیاده‌روسازی خیابان ماه‌هاست نیمه‌کاره رها شده است.",
-    ),
-    "suggestion": (
-        "پیشنهاد می‌کنم نوبت‌دهی دفاتر خدمات الکترونیک شهر اینترنتی شود.",
-        "بهتر است برنامه جمع‌آوری زباله هر محله روی سایت شهرداری منطقه اعلام شود.",
-        "پیشنهاد می‌کنم در بوستان محله وسایل ورزشی برای سالمندان نصب شود.",
-    ),
-    "complaint": (
-        "سه ماه است برای پاسخ استعلام پرونده‌ام منتظرم و کسی پاسخگو نیست.",
-        "مأموران اجرائیات منطقه بدون اخطار قبلی مغازه را پلمب کردند.",
-        "پیمانکار شهرداری مصالح را در پیاده‌رو رها کرده و راه عبور بسته شده است.",
-        "برای صدور گواهی پایان کار مبلغی خارج از تعرفه از من خواسته شد.",
-    ),
-    "appreciation": (
-        "از رفتار محترمانه و پیگیری کارشناس شهرسازی منطقه تشکر می‌کنم.",
-        "از نیروهای خدمات شهری که بعد از بارندگی معابر را سریع باز کردند قدردانی می‌کنم.",
-        "از رسیدگی سریع به درخواستم سپاسگزارم.",
-    ),
-}
-NOT_REFERRED_NOTES = {
-    "incomplete_message": "پیام نیمه‌کاره قطع شده و موضوع آن مشخص نیست.",
-    "incomplete_caller": "نشانی محل یا مشخصات تماس‌گیرنده کامل نیست.",
-    "duplicate": "همان موضوع پیام قبلی است.",
-    "irrelevant": "موضوع پیام به شهرداری مربوط نیست (قبض آب و برق).",
-}
-REPLY_TEXTS = {
-    "137": (
-        "درخواست شما بررسی شد و اکیپ اجرایی مشکل را برطرف کرد.",
-        "کارشناسان ما از محل بازدید کردند و ترمیم در برنامه همین هفته قرار گرفت.",
-        "مورد اعلام‌شده رفع شد. از همراهی شما سپاسگزاریم.",
-    ),
-    "1888": (
-        "پیام شما بررسی شد و اصلاح روند به واحد مربوط ابلاغ شد.",
-        "با همکار مربوط گفت‌وگو و تذکر لازم داده شد. از اطلاع‌رسانی شما متشکریم.",
-        "پیشنهاد شما در کمیته بهبود فرایندها مطرح شد و در دست بررسی است.",
-        "از قدردانی شما سپاسگزاریم؛ پیام شما به همکاران ابلاغ شد.",
-    ),
-}
+REPLY_VOICES = 60  # the newest spoken replies get audio (the phone follow-up plays them)
 
 
 class DemoAlreadyLoaded(Exception):
@@ -300,9 +124,6 @@ Voice = Callable[[str], StoredAudio]
 
 def espeak_voice(recordings_dir: Path, work_dir: Path) -> Voice:
     """A `voice` for load_demo: Persian speech by espeak-ng, stored like any recording."""
-    from ivr.infra.storage import AudioStore
-    from ivr.prompts import synthesize_speech
-
     store = AudioStore(recordings_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
 
@@ -310,20 +131,11 @@ def espeak_voice(recordings_dir: Path, work_dir: Path) -> Voice:
         return store.store(synthesize_speech(text, work_dir / f"demo-{secrets.token_hex(8)}.wav"))
 
     return speak
-REPLY_VOICES = 60  # the newest spoken replies get audio (the phone follow-up plays them)
 
 
 def plain_call_keys(outcome: str, rng: random.Random) -> str:
     """Keys of a call that left no message and looked nothing up, as callers press them for `outcome`."""
-    if outcome == "operator":
-        return rng.choice(("0", "0", "0", "10", "20"))
-    if outcome == "guidance":
-        return rng.choice(("", "9", "99", "*"))
-    if outcome == "dropped":
-        return rng.choice(("", "", "1", "2", "13"))
-    if outcome == "nuisance":
-        return rng.choice(("*", "7", "5555", "#*#", "123"))
-    return rng.choice(("", "0", "1"))
+    return rng.choice(PLAIN_CALL_KEYS.get(outcome, OTHER_CALL_KEYS))
 
 
 def load_demo(
@@ -335,6 +147,7 @@ def load_demo(
     now: datetime | None = None,
     progress: Callable[[int], None] | None = None,
     voice: Voice | None = None,
+    tz: ZoneInfo = TEHRAN,
 ) -> DemoReport:
     """Load the demo city; refuse with DemoAlreadyLoaded if it is there. Does not commit.
 
@@ -344,6 +157,7 @@ def load_demo(
     given, is called with the number of rows each step wrote (so `tqdm.update` fits).
     `voice`, if given, turns a Persian text into stored audio: the voice messages waiting
     for screening or for their unit's answer, and the newest spoken replies, then have it.
+    `tz` is the city's time zone, as the services count working days in it.
     """
     if now is None:
         now = utcnow()
@@ -352,7 +166,7 @@ def load_demo(
     if calls < 0 or (messages is not None and messages < 0):
         raise ValueError("calls and messages cannot be negative")
     _refuse_if_loaded(session)
-    return _DemoCity(session, random.Random(seed), now, progress, voice).load(calls, messages)
+    return _DemoCity(session, random.Random(seed), now, progress, voice, tz).load(calls, messages)
 
 
 def _refuse_if_loaded(session: Session) -> None:
@@ -418,7 +232,12 @@ def _insert(
 
 
 @dataclass(eq=False)
+
+
+@dataclass(eq=False)
 class _Call:
+    """A call as planned."""
+
     line: str
     started: datetime
     outcome: str
@@ -431,6 +250,8 @@ class _Call:
 
 @dataclass(eq=False)
 class _Message:
+    """A message as planned: what the citizen left and what screening and the unit will do with it."""
+
     line: str
     kind: str
     source: str
@@ -452,12 +273,15 @@ class _Message:
     satisfied: bool | None = None
     feedback_at: datetime | None = None
     feedback_channel: str | None = None
-    updated: datetime | None = None
+    reply_text: str = ""
+    heard_at: datetime | None = None
+    again_at: datetime | None = None  # the unit's second reply, after a reminder
+    again_text: str = ""
     id: int = 0
 
 
 class _DemoCity:
-    """Builds the demo in Python first, then writes each table in one bulk insert."""
+    """Plans the month in Python, then plays it through the services at each planned moment."""
 
     def __init__(
         self,
@@ -465,17 +289,20 @@ class _DemoCity:
         rng: random.Random,
         now: datetime,
         progress: Callable[[int], None] | None,
-        voice: Voice | None = None,
+        voice: Voice | None,
+        tz: ZoneInfo,
     ) -> None:
         self.session = session
         self.voice = voice
-        self.replies: list[tuple[int, str, datetime]] = []  # (id, text, created) of each reply
+        self.tz = tz
         self.rng = rng
         self.now = now
         self.start = now - timedelta(days=DAYS)
-        self.today = now.astimezone(TEHRAN).date()
+        self.today = now.astimezone(tz).date()
         self.progress = progress
         self.report = DemoReport()
+        self.replies: list[tuple[int, str, datetime]] = []  # (id, text, created) of each reply
+        self.admin_id = 0
         self.units: dict[str, int] = {}
         self.managers: dict[int, int] = {}
         self.screeners: list[int] = []
@@ -496,9 +323,10 @@ class _DemoCity:
             self.progress(n)
 
     def load(self, calls: int, messages: int | None) -> DemoReport:
+        self.load_staff()
         self.load_units()
         self.load_topics()
-        self.load_users()
+        self.load_managers()
         self.load_calendar()
         self.load_cases(300)
         self.plan_citizens(max(60, min(3000, calls // 6)))
@@ -509,120 +337,93 @@ class _DemoCity:
         self.plan_follow_ups(planned_calls, planned)
         self.write_citizens()
         self.write_calls(planned_calls)
-        self.write_messages(planned)
-        self.write_follow_through(planned)
+        self.register(planned)
+        self.play(planned)
+        self.write_sms(planned)
         if self.voice is not None:
-            self.write_voices(planned)
+            self.write_reply_voices(planned)
         self.session.flush()
         return self.report
 
-    # ---- the city ----------------------------------------------------------------
-
-    def load_units(self) -> None:
-        rows: list[dict[str, Any]] = [
-            {"code": code, "name": name, "kind": "deputy", "parent_id": None, "district": None}
-            for code, name in DEPUTIES
-        ]
-        ids = _insert(self.session, Unit, rows, key="code")
-        self.units.update(zip((r["code"] for r in rows), ids, strict=True))
-        rows = [
-            {
-                "code": code,
-                "name": name,
-                "kind": kind,
-                "parent_id": self.units[parent],
-                "district": None,
-            }
-            for code, name, kind, parent in BODIES
-        ] + [
-            {
-                "code": _district_code(d),
-                "name": f"شهرداری منطقه {_fa(d)}",
-                "kind": "district_office",
-                "parent_id": self.units["deputy-districts"],
-                "district": d,
-            }
-            for d in DISTRICTS
-        ]
-        ids = _insert(self.session, Unit, rows, key="code")
-        self.units.update(zip((r["code"] for r in rows), ids, strict=True))
-        self.count("units", len(self.units))
-
-    def load_topics(self) -> None:
-        topics = [
-            Topic(
-                code=code,
-                line_code="137",
-                name=name,
-                menu_key=key,
-                unit_id=self.units[unit],
-                due_working_days=days,
-            )
-            for code, key, name, unit, days, _ in TOPICS_137
-        ] + [
-            Topic(
-                code=code,
-                line_code="1888",
-                name=name,
-                menu_key=None,
-                unit_id=self.units[unit],
-                due_working_days=days,
-            )
-            for code, name, unit, days, _ in TOPICS_1888
-        ]
-        self.session.add_all(topics)
-        self.session.flush()
-        self.topics = {t.code: t for t in topics}
-        self.count("topics", len(topics))
+    # ---- the city, through the admin and users services ---------------------------
 
     def person(self) -> str:
         return f"{self.rng.choice(FIRST_NAMES)} {self.rng.choice(LAST_NAMES)}"
 
-    def load_users(self) -> None:
-        wanted = [(f"mgr-{code}", "manager", code) for code in self.units] + [
-            (username, role, None) for username, role in STAFF
+    def add_login(self, username: str, role: str, unit_code: str | None) -> int:
+        # Passwords come from `secrets`, never from the seed: the demo may face the internet.
+        password = secrets.token_urlsafe(12)
+        phone = self.mobile() if role == "manager" else None
+        user = add_user(self.session, username, self.person(), role, unit_code, password, phone=phone)
+        self.report.logins.append((username, role, password))
+        # One at a time: hashing makes users the slow step, so progress moves per user.
+        self.count("users", 1)
+        return user.id
+
+    def load_staff(self) -> None:
+        """The staff first: the administrator is the one who then adds units, topics and the calendar."""
+        for username, role in STAFF:
+            user_id = self.add_login(username, role, None)
+            if role in ("operator", "supervisor"):
+                self.screeners.append(user_id)
+            elif role == "admin" and not self.admin_id:
+                self.admin_id = user_id
+
+    def load_units(self) -> None:
+        for code, name in DEPUTIES:
+            unit = add_unit(self.session, self.admin_id, code=code, name=name, kind="deputy", parent_id=None,
+                            district=None)
+            self.units[code] = unit.id
+        for code, name, kind, parent in BODIES:
+            unit = add_unit(self.session, self.admin_id, code=code, name=name, kind=kind,
+                            parent_id=self.units[parent], district=None)
+            self.units[code] = unit.id
+        for d in DISTRICTS:
+            unit = add_unit(self.session, self.admin_id, code=_district_code(d), name=f"شهرداری منطقه {_fa(d)}",
+                            kind="district_office", parent_id=self.units["deputy-districts"], district=d)
+            self.units[unit.code] = unit.id
+        self.count("units", len(self.units))
+
+    def load_topics(self) -> None:
+        wanted = [(code, "137", key, name, unit, days) for code, key, name, unit, days, _ in TOPICS_137] + [
+            (code, "1888", None, name, unit, days) for code, name, unit, days, _ in TOPICS_1888
         ]
-        for username, role, unit_code in wanted:
-            # Passwords come from `secrets`, never from the seed: the demo may face the internet.
-            password = secrets.token_urlsafe(12)
-            phone = self.mobile() if role == "manager" else None
-            user = add_user(
-                self.session, username, self.person(), role, unit_code, password, phone=phone
-            )
-            if unit_code is not None:
-                self.managers[self.units[unit_code]] = user.id
-            elif role in ("operator", "supervisor"):
-                self.screeners.append(user.id)
-            self.report.logins.append((username, role, password))
-            # One at a time: hashing makes users the slow step, so progress moves per user.
-            self.count("users", 1)
+        for code, line, key, name, unit, days in wanted:
+            topic = add_topic(self.session, self.admin_id, code=code, line=line, name=name,
+                              due_working_days=days, unit_id=self.units[unit])
+            topic.menu_key = key  # which key of the 137 menu names it (no rule: a label for the API)
+            self.topics[code] = topic
+        self.session.flush()
+        self.count("topics", len(self.topics))
+
+    def load_managers(self) -> None:
+        for code, unit_id in self.units.items():
+            self.managers[unit_id] = self.add_login(f"mgr-{code}", "manager", code)
 
     def load_calendar(self) -> None:
         existing_hours = set(self.session.scalars(select(WorkingHours.weekday)))
-        hours = [
-            WorkingHours(weekday=day, opens=opens, closes=closes)
-            for day, (opens, closes) in WORKING_HOURS.items()
-            if day not in existing_hours
-        ]
+        hours = 0
+        for day, (opens, closes) in WORKING_HOURS.items():
+            if day not in existing_hours:
+                set_working_hours(self.session, self.admin_id, day, opens, closes)
+                hours += 1
         jy = jdatetime.date.fromgregorian(date=self.today).year
-        days: dict[date, str] = {}
+        days: dict[date, tuple[str, str]] = {}
         for year in (jy - 1, jy, jy + 1):
             for month, day, name in JALALI_HOLIDAYS:
-                days[jdatetime.date(year, month, day).togregorian()] = name
-        # Last year's days only shape the demo's deadlines; the table gets this year and next.
+                days[jdatetime.date(year, month, day).togregorian()] = (f"{year}/{month:02d}/{day:02d}", name)
+        # Last year's days only shape when screeners work; the calendar gets this year and next.
         self.holidays = set(days)
         first_day = jdatetime.date(jy, 1, 1).togregorian()
-        existing_days = set(
-            self.session.scalars(select(Holiday.day).where(Holiday.day >= first_day))
-        )
-        holidays = [
-            Holiday(day=d, name=name)
-            for d, name in sorted(days.items())
-            if d >= first_day and d not in existing_days
-        ]
-        self.session.add_all([*hours, *holidays])
-        self.count("working_hours", len(hours))
-        self.count("holidays", len(holidays))
+        existing_days = set(self.session.scalars(select(Holiday.day).where(Holiday.day >= first_day)))
+        added = 0
+        for d, (jalali, name) in sorted(days.items()):
+            if d >= first_day and d not in existing_days:
+                add_holiday(self.session, self.admin_id, jalali, name)
+                added += 1
+        self.count("working_hours", hours)
+        self.count("holidays", added)
+
 
     def load_cases(self, total: int) -> None:
         per_kind = _apportion(total, {"urban_planning": 0.6, "article100": 0.4})
@@ -809,6 +610,7 @@ class _DemoCity:
         self.count("calls", len(rows))
 
     # ---- messages ----------------------------------------------------------------
+
 
     def plan_messages(self, calls: list[_Call], wanted: int | None) -> list[_Message]:
         rng = self.rng
@@ -1033,18 +835,9 @@ class _DemoCity:
     def manager_of(self, message: _Message) -> int | None:
         return None if message.unit_id is None else self.managers.get(message.unit_id)
 
-    def due(self, referred: datetime, working_days: int) -> datetime:
-        """`working_days` later, skipping Fridays and holidays, at the same time of day."""
-        local = referred.astimezone(TEHRAN)
-        day, left = local.date(), working_days
-        while left:
-            day += timedelta(days=1)
-            if day.weekday() != FRIDAY and day not in self.holidays:
-                left -= 1
-        return datetime.combine(day, local.time(), TEHRAN).astimezone(self.now.tzinfo)
 
     def plan_referrals(self, planned: list[_Message]) -> None:
-        """Referral unit, deadline, reply and feedback of each referred message."""
+        """Referral unit, deadline, replies and feedback of each referred message, and the status they leave."""
         rng = self.rng
         referred = sorted(
             (m for m in planned if m.status == "referred"), key=lambda m: m.screened_at or m.created
@@ -1054,8 +847,11 @@ class _DemoCity:
         for n, message in enumerate(referred):
             assert message.screened_at is not None and message.topic is not None
             message.unit_id = self.referral_unit(message)
-            message.due = self.due(message.screened_at, self.topics[message.topic].due_working_days)
-            message.updated = message.screened_at
+            # The production deadline: what `classify` will set when the screener refers it.
+            message.due = answer_due_at(
+                self.session, topic_id=self.topics[message.topic].id, kind=message.kind,
+                start=message.screened_at, tz=self.tz,
+            )
             if n >= answered or message.screened_at > self.now - timedelta(minutes=20):
                 continue
             span = message.due - message.screened_at
@@ -1066,8 +862,10 @@ class _DemoCity:
                 self.now - timedelta(minutes=rng.uniform(5, 60)),
             )
             message.reply_at = max(reply_at, message.screened_at + timedelta(minutes=10))
+            message.reply_text = rng.choice(REPLY_TEXTS[message.line])
+            heard = message.reply_at + timedelta(hours=rng.uniform(1, 72))
+            message.heard_at = heard if heard < self.now and rng.random() < 0.5 else None
             message.status = "answered"
-            message.updated = message.reply_at
 
         replied = [m for m in referred if m.reply_at is not None]
         rated = rng.sample(replied, round(len(replied) * FEEDBACK_SHARE))
@@ -1082,234 +880,132 @@ class _DemoCity:
             message.feedback_channel = (
                 "sms" if message.citizen is not None and rng.random() < 0.7 else "phone"
             )
-            message.updated = message.feedback_at
-            if message.satisfied and rng.random() < CLOSED_OF_SATISFIED:
+            # The statuses record_feedback will leave: a satisfied citizen closes the message; a
+            # dissatisfied 137 caller re-opens it at the same unit, which answers again or not yet.
+            if message.satisfied:
                 message.status = "closed"
+            elif message.line == "137":
+                again = message.feedback_at + timedelta(days=rng.uniform(1, 6))
+                if again < self.now and rng.random() < 0.5:
+                    message.again_at, message.again_text = again, rng.choice(REPLY_TEXTS[message.line])
+                else:
+                    message.status = "referred"
 
-    # ---- writing -----------------------------------------------------------------
+    # ---- playing the month through the services ----------------------------------
 
-    def write_messages(self, planned: list[_Message]) -> None:
-        def row(m: _Message) -> dict[str, Any]:
-            if m.reason is not None:
-                summary: str | None = NOT_REFERRED_NOTES[m.reason]
+    def register(self, planned: list[_Message]) -> None:
+        """Register every message as it came in (register_message), with the tracking code planned for it."""
+        for m in planned:
+            audio = None
+            if self.voice is not None and m.source == "phone_voice" and m.status in ("new", "referred"):
+                audio = self.voice(m.text)  # still waiting: the screener or the unit will listen to it
+            # Without audio a voice message carries the caller's words as text: the demo has no recordings.
+            message = register_message(
+                self.session,
+                line=m.line,
+                kind=m.kind,
+                source=m.source,
+                citizen_id=None if m.citizen is None else self.citizen_ids[m.citizen],
+                # On 1888 the caller only picks the kind; the screener sets topic and district.
+                topic_code=m.topic if m.line == "137" else None,
+                district=m.district if m.line == "137" else None,
+                call_id=None if m.call is None else m.call.id,
+                body=None if audio is not None else m.text,
+                audio=audio,
+                tracking_code=m.code,
+                created_at=m.created,
+            )
+            if message.tracking_code != m.code:  # pragma: no cover - the codes were checked free
+                raise RuntimeError(f"tracking code {m.code} was taken while the demo loaded")
+            m.id = message.id
+            self.count("messages", 1)
+            if audio is not None:
+                self.count("recordings", 1)
+
+    def play(self, planned: list[_Message]) -> None:
+        """Screen, answer, rate and re-open each message through the services, at its planned times."""
+        session = self.session
+        for m in planned:
+            if m.screened_at is None:
+                continue
+            assert m.screened_by is not None
+            if m.reason is None:
+                assert m.topic is not None
+                decision = Classification(
+                    decision="refer", kind=m.kind, topic_id=self.topics[m.topic].id, district=m.district,
+                    unit_id=m.unit_id, summary=m.text,
+                )
             else:
-                summary = m.text if m.screened_at is not None else None
-            return {
-                "tracking_code": m.code,
-                "line_code": m.line,
-                "kind": m.kind,
-                "topic_id": None if m.topic is None else self.topics[m.topic].id,
-                "district": m.district,
-                "unit_id": m.unit_id,
-                "citizen_id": None if m.citizen is None else self.citizen_ids[m.citizen],
-                "call_id": None if m.call is None else m.call.id,
-                "source": m.source,
-                "status": m.status,
-                "not_referred_reason": m.reason,
-                "duplicate_of_id": None if m.duplicate_of is None else m.duplicate_of.id,
-                "body": None if m.source == "phone_voice" else m.text,
-                "summary": summary,
-                "created_at": m.created,
-                "updated_at": m.updated or m.screened_at or m.created,
-                "screened_at": m.screened_at,
-                "screened_by_id": m.screened_by,
-            }
+                decision = Classification(
+                    decision="not_referred", kind=m.kind,
+                    topic_id=None if m.topic is None else self.topics[m.topic].id, district=m.district,
+                    summary=NOT_REFERRED_NOTES[m.reason], reason=m.reason,
+                    duplicate_of=None if m.duplicate_of is None else m.duplicate_of.code,
+                )
+            message = classify(session, m.id, m.screened_by, decision, m.screened_at, self.tz)
+            if m.reason is not None:
+                continue
+            self.count("referrals", 1)
+            if m.reply_at is None:
+                continue
+            referral = latest_referral(session, m.id)
+            assert referral is not None
+            manager = self.managers.get(referral.unit_id)
+            reply = answer_referral(session, message, referral, author_id=manager, text=m.reply_text, now=m.reply_at)
+            self.replies.append((reply.id, m.reply_text, m.reply_at))
+            self.count("replies", 1)
+            if m.heard_at is not None:
+                mark_reply_heard(session, reply.id, m.heard_at)
+            if m.feedback_at is None or m.satisfied is None:
+                continue
+            session.expire(message, ["replies"])  # the reply above was added by id, not to the collection
+            record_feedback(
+                session, message, satisfied=m.satisfied, channel=m.feedback_channel or "phone",
+                raw_text=("1" if m.satisfied else "2") if m.feedback_channel == "sms" else None,
+                tz=self.tz, now=m.feedback_at,
+            )
+            self.count("feedback", 1)
+            if not m.satisfied and m.line == "137":
+                self.count("reminders", 1)
+            if m.again_at is not None:
+                again = answer_referral(session, message, referral, author_id=manager, text=m.again_text,
+                                        now=m.again_at)
+                self.replies.append((again.id, m.again_text, m.again_at))
+                self.count("replies", 1)
 
-        # Duplicates go second: their originals need ids first.
-        originals = [m for m in planned if m.duplicate_of is None]
-        duplicates = [m for m in planned if m.duplicate_of is not None]
-        for group in (originals, duplicates):
-            ids = _insert(self.session, Message, [row(m) for m in group], key="tracking_code")
-            for message, message_id in zip(group, ids, strict=True):
-                message.id = message_id
-        self.count("messages", len(planned))
-
-    def write_voices(self, planned: list[_Message]) -> None:
-        """Audio for the voice messages still waiting (screening queue, inboxes) and the newest replies."""
+    def write_reply_voices(self, planned: list[_Message]) -> None:
+        """Audio for the newest replies, as the unit's manager would have recorded them."""
         assert self.voice is not None
         rows: list[dict[str, Any]] = []
-
-        def add(text: str, created: datetime, purpose: str, **owner: int) -> None:
-            audio = self.voice(text)  # type: ignore[misc]
+        for reply_id, text, created in sorted(self.replies, key=lambda r: r[2])[-REPLY_VOICES:]:
+            audio = self.voice(text)
             rows.append({
                 "path": audio.rel_path, "format": audio.format, "seconds": audio.seconds, "sha256": audio.sha256,
-                "size_bytes": audio.size_bytes, "purpose": purpose, "created_at": created, **owner,
+                "size_bytes": audio.size_bytes, "purpose": "reply", "created_at": created, "reply_id": reply_id,
             })
-
-        for m in planned:
-            if m.source == "phone_voice" and m.status in ("new", "referred") and m.text:
-                add(m.text, m.created, "message", message_id=m.id)
-        for reply_id, text, created in sorted(self.replies, key=lambda r: r[2])[-REPLY_VOICES:]:
-            add(text, created, "reply", reply_id=reply_id)
         if rows:
             self.session.execute(insert(Recording), rows)
         self.count("recordings", len(rows))
 
-    def write_follow_through(self, planned: list[_Message]) -> None:
-        """Referrals, replies, feedback, reminders and the SMS that went with them."""
-        rng = self.rng
-        referred = [m for m in planned if m.unit_id is not None]
-        referral_ids = _insert(
-            self.session,
-            Referral,
-            [
-                {
-                    "message_id": m.id,
-                    "unit_id": m.unit_id,
-                    "manager_id": self.manager_of(m),
-                    "referred_by_id": m.screened_by,
-                    "referred_at": m.screened_at,
-                    "due_at": m.due,
-                    "closed_at": m.reply_at,
-                    "escalated_at": (
-                        m.due + timedelta(days=1)
-                        if m.due is not None
-                        and m.reply_at is None
-                        and m.due + timedelta(days=1) < self.now
-                        else None
-                    ),
-                }
-                for m in referred
-            ],
-            key="message_id",
-        )
-        self.count("referrals", len(referral_ids))
-
-        replied = [
-            (m, rid)
-            for m, rid in zip(referred, referral_ids, strict=True)
-            if m.reply_at is not None
-        ]
-        reply_rows = []
-        for message, referral_id in replied:
-            assert message.reply_at is not None
-            heard = message.reply_at + timedelta(hours=rng.uniform(1, 72))
-            reply_rows.append(
-                {
-                    "message_id": message.id,
-                    "referral_id": referral_id,
-                    "author_id": self.manager_of(message),
-                    "text": rng.choice(REPLY_TEXTS[message.line]),
-                    "created_at": message.reply_at,
-                    "heard_at": heard if heard < self.now and rng.random() < 0.5 else None,
-                }
-            )
-        reply_ids = _insert(self.session, Reply, reply_rows, key="message_id")
-        self.count("replies", len(reply_ids))
-        self.replies = [(rid, r["text"], r["created_at"]) for r, rid in zip(reply_rows, reply_ids, strict=True)]
-
-        rated = [
-            (m, rid)
-            for (m, _), rid in zip(replied, reply_ids, strict=True)
-            if m.satisfied is not None
-        ]
-        feedback_ids = _insert(
-            self.session,
-            Feedback,
-            [
-                {
-                    "message_id": m.id,
-                    "reply_id": reply_id,
-                    "satisfied": m.satisfied,
-                    "channel": m.feedback_channel,
-                    "raw_text": ("1" if m.satisfied else "2")
-                    if m.feedback_channel == "sms"
-                    else None,
-                    "created_at": m.feedback_at,
-                }
-                for m, reply_id in rated
-            ],
-            key="message_id",
-        )
-        self.count("feedback", len(feedback_ids))
-
-        # A dissatisfied 137 caller re-opens the request at the same unit, not a new message:
-        # either the unit has answered again (a second reply closes the referral and the
-        # reminder), or the request is back in its inbox with a new deadline.
-        referral_of = {m.id: rid for m, rid in zip(referred, referral_ids, strict=True)}
-        reminder_rows, again, reopened = [], [], []
-        for (message, _), feedback_id in zip(rated, feedback_ids, strict=True):
-            if message.satisfied or message.line != "137":
-                continue
-            assert message.feedback_at is not None and message.topic is not None
-            resolved: datetime | None = message.feedback_at + timedelta(days=rng.uniform(1, 6))
-            if not (resolved < self.now and rng.random() < 0.5):
-                resolved = None
-            reminder_rows.append(
-                {
-                    "message_id": message.id,
-                    "unit_id": message.unit_id,
-                    "reason": "dissatisfied",
-                    "feedback_id": feedback_id,
-                    "created_at": message.feedback_at,
-                    "resolved_at": resolved,
-                }
-            )
-            referral_id = referral_of[message.id]
-            if resolved is not None:
-                again.append({
-                    "message_id": message.id, "referral_id": referral_id, "author_id": self.manager_of(message),
-                    "text": rng.choice(REPLY_TEXTS[message.line]), "created_at": resolved, "heard_at": None,
-                })
-                self.session.execute(update(Referral).where(Referral.id == referral_id).values(closed_at=resolved))
-            else:
-                message.status = "referred"
-                due = self.due(message.feedback_at, self.topics[message.topic].due_working_days)
-                reopened.append(message.id)
-                self.session.execute(
-                    update(Referral).where(Referral.id == referral_id).values(closed_at=None, due_at=due, escalated_at=None)
-                )
-        _insert(self.session, Reminder, reminder_rows)
-        self.count("reminders", len(reminder_rows))
-        if again:
-            again_ids = _insert(self.session, Reply, again, key="message_id")
-            self.replies += [(rid, r["text"], r["created_at"]) for r, rid in zip(again, again_ids, strict=True)]
-            self.count("replies", len(again_ids))
-        if reopened:
-            self.session.execute(update(Message).where(Message.id.in_(reopened)).values(status="referred"))
-        self.write_sms(planned)
 
     def write_sms(self, planned: list[_Message]) -> None:
+        """The SMS history, in the product's own words and purposes (registration reply, reply notice, survey)."""
         rows = []
         for m in planned:
             if m.citizen is None:
                 continue
             if m.source == "sms":
                 rows.append(self.sms("in", m, m.text, "message", m.created))
-                rows.append(
-                    self.sms(
-                        "out",
-                        m,
-                        f"پیام شما ثبت شد. کد رهگیری: {m.code}",
-                        "tracking_code",
-                        m.created + timedelta(seconds=20),
-                    )
-                )
+                registered = TEXT_REGISTERED.format(code=persian_digits(m.code))
+                rows.append(self.sms("out", m, registered, "reply", m.created + timedelta(seconds=20)))
             if m.reply_at is not None:
-                ready = (
-                    f"پاسخ پیام {m.code} آماده است؛ با سامانه {persian_digits(m.line)}"
-                    " تماس بگیرید"
-                    " و کد رهگیری را وارد کنید."
-                )
-                rows.append(
-                    self.sms("out", m, ready, "reply_ready", m.reply_at + timedelta(minutes=1))
-                )
+                notice = notice_text(m.code, m.line)
+                rows.append(self.sms("out", m, notice, NOTICE_PURPOSE, m.reply_at + timedelta(minutes=1)))
             if m.feedback_channel == "sms" and m.reply_at is not None and m.feedback_at is not None:
                 ask = m.reply_at + timedelta(minutes=2)
-                rows.append(
-                    self.sms(
-                        "out", m, "آیا از پاسخ رضایت دارید؟ ۱: بله  ۲: خیر", "feedback_request", ask
-                    )
-                )
-                rows.append(
-                    self.sms(
-                        "in",
-                        m,
-                        "1" if m.satisfied else "2",
-                        "feedback",
-                        max(m.feedback_at, ask + timedelta(seconds=30)),
-                    )
-                )
+                rows.append(self.sms("out", m, survey_text(m.code), SURVEY_PURPOSE, ask))
+                answer = "1" if m.satisfied else "2"
+                rows.append(self.sms("in", m, answer, "feedback", max(m.feedback_at, ask + timedelta(seconds=30))))
         _insert(self.session, Sms, rows)
         self.count("sms", len(rows))
 

@@ -24,6 +24,7 @@ from ivr.cli import main
 from ivr.config import Settings, load_settings
 from ivr.db import make_engine
 from ivr.migrate import upgrade
+from tests.databases import create_schema, drop_schema
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -50,22 +51,15 @@ def sqlite_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
 
 @pytest.fixture(scope="session")
 def postgres_engine() -> Iterator[Engine]:
-    admin = make_engine(POSTGRES_URL)
     try:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {TEST_SCHEMA} CASCADE"))
-            conn.execute(text(f"CREATE SCHEMA {TEST_SCHEMA}"))
+        url = create_schema(POSTGRES_URL, TEST_SCHEMA)
     except Exception as exc:  # pragma: no cover - the message is the point
         pytest.fail(f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc}", pytrace=False)
-    admin.dispose()
-    engine = make_engine(POSTGRES_URL, connect_args={"options": f"-csearch_path={TEST_SCHEMA}"})
+    engine = make_engine(url)
     upgrade(engine)
     yield engine
     engine.dispose()
-    admin = make_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {TEST_SCHEMA} CASCADE"))
-    admin.dispose()
+    drop_schema(POSTGRES_URL, TEST_SCHEMA)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

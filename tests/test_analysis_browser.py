@@ -7,6 +7,7 @@ import pytest
 
 from ivr.analysis import dashboard as d
 from ivr.analysis.generator import generate
+from ivr.demo import load_demo
 from ivr.identifiers import persian_digits
 from ivr.models import User
 from ivr.services.users import hash_password
@@ -29,7 +30,8 @@ CHARTS = (
 def test_browser_analyst_sees_every_chart_with_its_numbers(page, live_server) -> None:
     today = datetime.now(live_server.settings.timezone).date()
     with live_server.session_factory() as s:
-        generate(s, calls=3000, messages=300, days=60, end=today + timedelta(days=1), seed=3)
+        generate(s, calls=3000, messages=300, days=60, end=today + timedelta(days=1), seed=3,
+                 load_city=lambda s: load_demo(s, calls=0, messages=0))
         s.add(User(username="desk-analyst", full_name="تحلیلگر", role="analyst", password_hash=hash_password(PASSWORD)))
         s.commit()
         funnel = d.message_funnel(s, d.parse_filters({}, today)).rows[0]

@@ -7,13 +7,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.analysis import dashboard as d
 from ivr.analysis.generator import GeneratorError, call_outcome_shares, generate
 from ivr.analysis.stats import benjamini_hochberg, poisson_sf
-from ivr.models import Message, Referral, Reminder, Topic, Unit
+from ivr.demo import load_demo
+from ivr.models import Feedback, Message, Referral, Reminder, Reply, Topic, Unit
+from ivr.services.deadlines import answer_due_at
 from tests.conftest import rolled_back
 
 END = date(2026, 11, 1)
@@ -21,11 +23,17 @@ PERIOD = d.Period(END - timedelta(days=30), END - timedelta(days=1))
 TEHRAN = ZoneInfo("Asia/Tehran")
 
 
+def load_city(session: Session) -> None:
+    """The demo city's units, topics and staff, without its month of calls."""
+    load_demo(session, calls=0, messages=0)
+
+
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def generated(request: pytest.FixtureRequest) -> Iterator[Session]:
     """One generated city per backend for the whole module (the tests only read), rolled back after."""
     with rolled_back(request.getfixturevalue(f"{request.param}_engine")) as factory, factory() as session:
-        report = generate(session, calls=6000, messages=600, days=120, end=END, seed=7, chunk=2500)
+        report = generate(session, calls=6000, messages=600, days=120, end=END, seed=7, chunk=2500,
+                          load_city=load_city)
         assert report.counts["calls"] == 6000
         assert report.counts["messages"] == 600
         assert report.triggers_off == (request.param == "postgres")
@@ -232,6 +240,34 @@ def test_generator_refuses_bad_counts(session_factory: sessionmaker[Session]) ->
     with pytest.raises(GeneratorError):
         generate(session, calls=-1, messages=0)
     session.close()
+
+
+def test_generator_without_a_city_or_a_loader_says_to_load_the_demo(session_factory: sessionmaker[Session]) -> None:
+    session = session_factory()
+    with pytest.raises(GeneratorError, match="ivr demo"):
+        generate(session, calls=10, messages=1)
+    session.close()
+
+
+def test_generator_follows_the_production_rules(generated: Session) -> None:
+    s = generated
+    rows = s.execute(select(Referral, Message).join(Message, Message.id == Referral.message_id)).all()
+    reminders = {r.message_id: r for r in s.scalars(select(Reminder))}
+    assert rows and any(r.resolved_at is None for r in reminders.values())
+    assert any(r.resolved_at is not None for r in reminders.values())
+    for referral, message in rows:
+        reminder = reminders.get(message.id)
+        # The deadline answer_due_at gives, from the referral or (reopen_at_unit) from the reminder.
+        start = reminder.created_at if reminder is not None else referral.referred_at
+        assert referral.due_at == answer_due_at(s, topic_id=message.topic_id, kind=message.kind, start=start, tz=TEHRAN)
+        if reminder is not None and reminder.resolved_at is None:
+            assert message.status == "referred" and referral.closed_at is None
+        elif reminder is not None:
+            # answer_referral: the unit's second reply closes the referral and resolves the reminder.
+            last = s.scalar(select(func.max(Reply.created_at)).where(Reply.message_id == message.id))
+            assert referral.closed_at == reminder.resolved_at == last
+    rated = s.execute(select(Feedback.satisfied, Message.status).join(Message, Message.id == Feedback.message_id)).all()
+    assert rated and all(status == "closed" for satisfied, status in rated if satisfied)
 
 
 def test_generator_outcome_shares_keep_key4_at_45_percent() -> None:

@@ -9,7 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ivr.models import Holiday
-from ivr.services.calendar import add_working_days, due_at, is_working_day, working_days_between
+from ivr.services.calendar import (
+    add_working_days,
+    deadline_after,
+    due_at,
+    is_working_day,
+    working_days_between,
+)
 
 TEHRAN = ZoneInfo("Asia/Tehran")
 
@@ -50,3 +56,11 @@ def test_due_at_reads_holidays_from_the_database(db) -> None:
     # 20:45 UTC on Wed 25 Nov is already Thursday 26 Nov 00:15 in Tehran.
     due = due_at(db, datetime(2026, 11, 25, 20, 45, tzinfo=UTC), 1, TEHRAN)
     assert due == datetime(2026, 11, 29, 23, 59, 59, tzinfo=TEHRAN)
+
+
+def test_deadline_after_equals_due_at_given_the_same_holidays(db) -> None:
+    db.add(Holiday(day=date(2026, 11, 28), name="تعطیل رسمی"))
+    db.flush()
+    start = datetime(2026, 11, 25, 20, 45, tzinfo=UTC)
+    for days in (0, 1, 3, 10):
+        assert deadline_after(start, days, TEHRAN, {date(2026, 11, 28)}) == due_at(db, start, days, TEHRAN)

@@ -33,6 +33,7 @@ from ivr.models import (
     User,
     WorkingHours,
 )
+from ivr.services.deadlines import answer_due_at
 from ivr.services.users import verify_password
 
 NOW = datetime(2025, 3, 10, 6, 0, tzinfo=UTC)  # Monday 09:30 in Tehran, 20 Esfand 1403
@@ -211,9 +212,11 @@ def test_load_demo_unscreened_1888_messages_wait_for_topic_and_district(demo: De
     new = demo.db.scalars(select(Message).where(Message.status == "new")).all()
 
     assert new
-    assert all(m.screened_at is None and m.unit_id is None for m in new)
-    assert all(m.topic_id is None for m in new if m.line_code == "1888")
-    assert all(m.topic_id is not None for m in new if m.line_code == "137")
+    assert all(m.screened_at is None for m in new)
+    assert all(m.topic_id is None and m.unit_id is None for m in new if m.line_code == "1888")
+    # A 137 caller picks the topic, so register_message gives the message its topic's usual unit.
+    units = {tid: uid for tid, uid in demo.db.execute(select(Topic.id, Topic.unit_id))}
+    assert all(m.topic_id is not None and m.unit_id == units[m.topic_id] for m in new if m.line_code == "137")
 
 
 def test_load_demo_tracking_codes_are_valid_and_unique(demo: Demo) -> None:
@@ -461,3 +464,28 @@ def test_load_demo_naive_now_is_refused(demo: Demo) -> None:
     with pytest.raises(ValueError, match="aware"):
         load_demo(demo.db, now=datetime(2025, 3, 10, 9, 30))
 
+
+
+def test_load_demo_referral_due_dates_are_the_production_deadlines(demo: Demo) -> None:
+    rows = demo.db.execute(select(Referral, Message).join(Message)).all()
+    reminded = {r.message_id: r.created_at for r in demo.db.scalars(select(Reminder))}
+    reopened = set(demo.db.scalars(select(Reminder.message_id).where(Reminder.resolved_at.is_(None))))
+
+    assert rows and reopened
+    for referral, message in rows:
+        # A re-opened request counts its new deadline from the reminder, as reopen_at_unit does.
+        start = reminded.get(message.id, referral.referred_at)
+        assert referral.due_at == answer_due_at(
+            demo.db, topic_id=message.topic_id, kind=message.kind, start=start, tz=TEHRAN
+        )
+        if message.id in reopened:
+            assert referral.escalated_at is None and referral.closed_at is None
+            assert message.status == "referred" and message.updated_at == start
+
+
+def test_load_demo_satisfied_citizens_close_their_message_as_record_feedback_does(demo: Demo) -> None:
+    rated = demo.db.execute(select(Feedback.satisfied, Message.status).join(Message)).all()
+
+    assert rated
+    assert all(status == "closed" for satisfied, status in rated if satisfied)
+    assert all(status != "closed" for satisfied, status in rated if not satisfied)

@@ -7,6 +7,7 @@ import stat
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -44,7 +45,9 @@ from ivr.models import (
     User,
     utcnow,
 )
+from ivr.services.deadlines import answer_due_at
 from ivr.services.feedback import record_feedback
+from ivr.services.replies import answer_referral
 from ivr.services.sms import receive_sms
 from tests.fake_twilio import QueuedJobs
 from tests.fakes import photo_bytes
@@ -198,6 +201,31 @@ def test_1888_dissatisfaction_goes_to_supervisors_list_without_reminder(db: Sess
     assert count(db, Reminder) == 0
     [row] = dissatisfied_1888(db)
     assert (row.tracking_code, row.channel, row.raw_text, row.unit_name) == (msg.tracking_code, "sms", "ناراضی", unit.name)
+
+
+def test_record_feedback_at_an_explicit_time_reopens_with_a_deadline_from_that_time(db: Session) -> None:
+    then = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)  # a Saturday in Tehran
+    unit = make_unit(db, "parks")
+    msg, ref = make_request(db, unit, referred_at=then - timedelta(days=3), due_at=then - timedelta(days=1))
+    answer(db, msg, ref, then - timedelta(days=2))
+    fb = record_feedback(db, msg, satisfied=False, channel="phone", now=then)
+    reminder = db.scalars(select(Reminder).where(Reminder.message_id == msg.id)).one()
+    assert fb.created_at == then and reminder.created_at == then and msg.updated_at == then
+    assert ref.closed_at is None and ref.due_at == answer_due_at(
+        db, topic_id=msg.topic_id, kind=msg.kind, start=then, tz=ZoneInfo("Asia/Tehran")
+    )
+
+
+def test_answer_referral_at_an_explicit_time_closes_referral_and_resolves_reminders(db: Session) -> None:
+    then = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+    unit = make_unit(db, "roads")
+    msg, ref = make_request(db, unit, referred_at=then - timedelta(days=3), due_at=then + timedelta(days=1))
+    answer(db, msg, ref, then - timedelta(days=2))
+    record_feedback(db, msg, satisfied=False, channel="phone", now=then - timedelta(days=1))
+    reply = answer_referral(db, msg, ref, author_id=None, text="دوباره رسیدگی شد", now=then)
+    reminder = db.scalars(select(Reminder).where(Reminder.message_id == msg.id)).one()
+    assert reply.created_at == ref.closed_at == reminder.resolved_at == msg.updated_at == then
+    assert msg.status == "answered"
 
 
 # ---- notices --------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Calls and messages at the source's scale (10 million calls, 1 million messages), fast.
 
-The shapes are the demo city's (ivr/demo.py) and PRODUCT.md's: 45 % of calls press 4 for
+The shapes are the demo city's (ivr/citydata.py) and PRODUCT.md's: 45 % of calls press 4 for
 a case, 80 % of messages are referred and 20 % are not for the four reasons, 99 % of the
 referred are answered, 81 % of rated replies satisfy, a dissatisfied 137 caller re-opens
 the request as a reminder. Calls spread over `days` days before `end`, shaped by Tehran's
@@ -11,7 +11,14 @@ have something to find.
 On PostgreSQL every chunk goes in by COPY with the rollup triggers (and foreign-key
 triggers) switched off for the loading transaction (`session_replication_role`), and the
 rollups are rebuilt once at the end; elsewhere (SQLite, tests) rows go in by executemany
-with the triggers on. Needs the demo city's units, topics and staff (loaded if missing).
+with the triggers on. Needs the demo city's units, topics and staff (`load_city` loads them if
+missing: the CLI passes the demo's loader).
+
+Rows are written in bulk, too many for a service call each, but the rules are the product's, used as
+pure functions: a referral falls due `deadline_after` the topic's (or kind's) working days on the
+city's calendar, a satisfied citizen closes the message, a dissatisfied 137 caller re-opens the
+referral at the same unit with a new deadline from that moment (as `reopen_at_unit` does), and the
+unit's next reply closes it again and resolves the reminder (as `answer_referral` does).
 """
 from __future__ import annotations
 
@@ -28,7 +35,7 @@ from sqlalchemy.orm import Session
 from stdnum import verhoeff
 
 from ivr.analysis.rollups import rebuild_rollups
-from ivr.demo import (
+from ivr.citydata import (
     CALL_OUTCOME_SHARES,
     DISTRICT_TOPICS,
     DISTRICT_WEIGHTS,
@@ -36,6 +43,8 @@ from ivr.demo import (
     HOUR_WEIGHTS,
     KINDS_1888,
     NOT_REFERRED_SHARES,
+    OTHER_CALL_KEYS,
+    PLAIN_CALL_KEYS,
     REFERRED_SHARE,
     REPLY_TEXTS,
     SATISFIED_SHARE,
@@ -43,14 +52,13 @@ from ivr.demo import (
     TOPICS_137,
     TOPICS_1888,
     WEEKDAY_WEIGHTS,
-    load_demo,
-    plain_call_keys,
 )
 from ivr.identifiers import TRACKING_CODE_LENGTH
 from ivr.models import (
     Base,
     Call,
     Feedback,
+    Holiday,
     Message,
     Referral,
     Reminder,
@@ -59,10 +67,11 @@ from ivr.models import (
     Unit,
     User,
 )
+from ivr.services.calendar import deadline_after
+from ivr.services.deadlines import working_days_to_answer
 
 ANSWERED_SHARE = 0.99
 FEEDBACK_SHARE = 0.60
-CLOSED_OF_SATISFIED = 0.30
 KEY4_SHARE = CALL_OUTCOME_SHARES["case_lookup"]
 DEFAULT_DAYS = 13 * 365  # the source: about 770,000 calls a year, 10 million since 2006
 HOT_DAYS = 30
@@ -148,9 +157,9 @@ class _City:
     screeners: list[int]
 
 
-def _load_city(session: Session) -> _City:
-    if session.scalar(select(func.count()).select_from(Topic)) == 0:
-        load_demo(session, calls=0, messages=0)
+def _load_city(session: Session, load_city: Callable[[Session], object] | None) -> _City:
+    if load_city is not None and session.scalar(select(func.count()).select_from(Topic)) == 0:
+        load_city(session)
     topics = {
         code: (tid, unit, days)
         for code, tid, unit, days in session.execute(
@@ -159,17 +168,21 @@ def _load_city(session: Session) -> _City:
     }
     missing = [t[0] for t in (*TOPICS_137, *TOPICS_1888) if t[0] not in topics]
     if missing:
-        raise GeneratorError(f"the demo city's topics are missing: {', '.join(missing)}")
-    districts = {
+        raise GeneratorError(f"the demo city's topics are missing ({', '.join(missing)}): load it with `ivr demo`")
+    districts: dict[int, int] = {
         d: uid
         for d, uid in session.execute(
             select(Unit.district, Unit.id).where(Unit.kind == "district_office", Unit.district.is_not(None))
         )
         if d is not None
     }
-    managers = dict(
-        session.execute(select(User.unit_id, User.id).where(User.role == "manager", User.unit_id.is_not(None))).all()
-    )
+    managers = {
+        unit_id: user_id
+        for unit_id, user_id in session.execute(
+            select(User.unit_id, User.id).where(User.role == "manager", User.unit_id.is_not(None))
+        )
+        if unit_id is not None
+    }
     screeners = list(session.scalars(select(User.id).where(User.role.in_(("operator", "supervisor")))))
     if not screeners:
         raise GeneratorError("no operator or supervisor to screen messages")
@@ -198,10 +211,25 @@ class _Generator:
                 self.slots.append(datetime.combine(day, time(hour), TEHRAN).astimezone(UTC))
                 weights.append(HOUR_WEIGHTS[hour] * WEEKDAY_WEIGHTS.get(day.weekday(), 1.0))
         self.cum = list(itertools.accumulate(weights))
+        # The city's calendar, read once: deadlines are counted on it without a query per message.
+        self.holidays = set(session.scalars(select(Holiday.day).where(Holiday.day >= first - timedelta(days=1))))
+        self.working_days: dict[tuple[int, str], int] = {}
+        self.deadlines: dict[tuple[date, int], datetime] = {}
         self.ids = {m: _next_id(session, m) for m in (Call, Message, Referral, Reply, Feedback)}
         self.codes: set[str] = set(session.scalars(select(Message.tracking_code)))
         self.last_of_topic: dict[str, int] = {}
         self.counts = {t: 0 for t in ("calls", "messages", "referrals", "replies", "feedback", "reminders")}
+
+    def due(self, topic_id: int, kind: str, start: datetime) -> datetime:
+        """The production deadline (`answer_due_at`) of a message referred or re-opened at `start`."""
+        days = self.working_days.get((topic_id, kind))
+        if days is None:  # once per topic and kind: the topic's deadline or the kind's own
+            days = self.working_days[(topic_id, kind)] = working_days_to_answer(self.session, topic_id, kind)
+        key = (start.astimezone(TEHRAN).date(), days)
+        due = self.deadlines.get(key)
+        if due is None:
+            due = self.deadlines[key] = deadline_after(start, days, TEHRAN, self.holidays).astimezone(UTC)
+        return due
 
     def times(self, n: int) -> list[datetime]:
         rng = self.rng
@@ -263,7 +291,7 @@ class _Generator:
             return "1" + (rng.choice("123456") + str(rng.randint(1, 22)) + "#" if line == "137" else rng.choice("1234")) + "#1"
         if outcome == "follow_up":
             return "2" + str(rng.randrange(10**8, 10**9)) + "#"
-        return plain_call_keys(outcome, rng)
+        return rng.choice(PLAIN_CALL_KEYS.get(outcome, OTHER_CALL_KEYS))
 
     # ---- messages --------------------------------------------------------------------
 
@@ -280,7 +308,11 @@ class _Generator:
         referred_n = round(n * REFERRED_SHARE)
         fates = ["referred"] * referred_n + _quota(rng, n - referred_n, NOT_REFERRED_SHARES)
         rng.shuffle(fates)
-        messages, referrals, replies, feedback, reminders = [], [], [], [], []
+        messages: list[tuple[Any, ...]] = []
+        referrals: list[tuple[Any, ...]] = []
+        replies: list[tuple[Any, ...]] = []
+        feedback: list[tuple[Any, ...]] = []
+        reminders: list[tuple[Any, ...]] = []
         w137 = [t[5] for t in TOPICS_137]
         w1888 = [t[4] for t in TOPICS_1888]
         kind_weights = [k[2] for k in KINDS_1888]
@@ -301,7 +333,7 @@ class _Generator:
                 elif roll < HOT_SHARE * 1.4:
                     topic, district = HOT_REMINDER_CELL
                 hot_reminders = (topic, district) == HOT_REMINDER_CELL
-            topic_id, topic_unit, due_days = city.topics[topic]
+            topic_id, topic_unit, _ = city.topics[topic]
             message_id = self.ids[Message]
             self.ids[Message] += 1
             screened = created + timedelta(minutes=rng.uniform(15, 480))
@@ -321,16 +353,16 @@ class _Generator:
                     if district is not None and topic in DISTRICT_TOPICS and district in city.districts
                     else topic_unit
                 )
-                due = screened + timedelta(days=round(due_days * 7 / 6))
+                due = self.due(topic_id, kind, screened)
                 manager = city.managers.get(unit_id) if unit_id is not None else None
                 referral_id = self.ids[Referral]
                 self.ids[Referral] += 1
                 reply_at = None
+                closed_at = None
                 if rng.random() < ANSWERED_SHARE:
                     span = due - screened
                     factor = rng.uniform(0.05, 0.95) if rng.random() < 0.85 else rng.uniform(1.05, 2.0)
-                    reply_at = screened + span * factor
-                referrals.append((referral_id, message_id, unit_id, manager, rng.choice(city.screeners), screened, due, reply_at))
+                    reply_at = closed_at = screened + span * factor
                 if reply_at is not None:
                     status, updated = "answered", reply_at
                     reply_id = self.ids[Reply]
@@ -343,10 +375,25 @@ class _Generator:
                         self.ids[Feedback] += 1
                         feedback.append((feedback_id, message_id, reply_id, satisfied, rng.choice(("sms", "phone")), at))
                         updated = at
-                        if satisfied and rng.random() < CLOSED_OF_SATISFIED:
-                            status = "closed"
-                        if not satisfied and line == "137" and unit_id is not None:
-                            reminders.append((message_id, unit_id, "dissatisfied", feedback_id, at))
+                        if satisfied:
+                            status = "closed"  # record_feedback: a satisfied citizen closes the message
+                        elif line == "137" and unit_id is not None:
+                            # reopen_at_unit: back at the same unit with a new deadline from now; the
+                            # unit's next reply (answer_referral) closes it and resolves the reminder.
+                            due = self.due(topic_id, kind, at)
+                            again = at + timedelta(days=rng.uniform(1, 6))
+                            if again < self.now and rng.random() < ANSWERED_SHARE:
+                                reply_id = self.ids[Reply]
+                                self.ids[Reply] += 1
+                                replies.append((reply_id, message_id, referral_id, manager,
+                                                rng.choice(REPLY_TEXTS[line]), again))
+                                reminders.append((message_id, unit_id, "dissatisfied", feedback_id, at, again))
+                                closed_at = updated = again
+                            else:
+                                reminders.append((message_id, unit_id, "dissatisfied", feedback_id, at, None))
+                                status, closed_at = "referred", None
+                referrals.append((referral_id, message_id, unit_id, manager, rng.choice(city.screeners), screened, due,
+                                  closed_at))
             messages.append(
                 (message_id, self.code(), line, kind, topic_id, district, unit_id, call_id, source, status,
                  reason, duplicate_of, created, updated, screened, rng.choice(city.screeners))
@@ -366,7 +413,7 @@ class _Generator:
         )
         w.write(Reply, ("id", "message_id", "referral_id", "author_id", "text", "created_at"), replies)
         w.write(Feedback, ("id", "message_id", "reply_id", "satisfied", "channel", "created_at"), feedback)
-        w.write(Reminder, ("message_id", "unit_id", "reason", "feedback_id", "created_at"), reminders)
+        w.write(Reminder, ("message_id", "unit_id", "reason", "feedback_id", "created_at", "resolved_at"), reminders)
         for table, rows in (("messages", messages), ("referrals", referrals), ("replies", replies),
                             ("feedback", feedback), ("reminders", reminders)):
             self.counts[table] += len(rows)
@@ -382,10 +429,12 @@ def generate(
     seed: int = 1888,
     chunk: int = CHUNK,
     progress: Callable[[int], None] | None = None,
+    load_city: Callable[[Session], object] | None = None,
 ) -> GenerationReport:
     """Add `calls` calls and `messages` messages over `days` days before `end`. Does not commit.
 
-    `progress` is called with the number of calls each chunk wrote.
+    `progress` is called with the number of calls each chunk wrote. `load_city` loads the city's
+    units, topics and staff when the database has no topic yet (the CLI passes the demo's loader).
     """
     if calls < 0 or messages < 0 or days < 1 or chunk < 1:
         raise GeneratorError("calls and messages must be 0 or more, days and chunk 1 or more")
@@ -394,7 +443,7 @@ def generate(
     started = clock.monotonic()
     end = end or datetime.now(TEHRAN).date()
     report = GenerationReport()
-    city = _load_city(session)
+    city = _load_city(session, load_city)
     conn = session.connection()
     if conn.dialect.name == "postgresql":
         # Triggers (ours and the foreign keys') off for this transaction only; rebuilt below.

@@ -49,7 +49,12 @@ def due_at(session: Session, start: datetime, days: int, tz: ZoneInfo) -> dateti
     local_day = start.astimezone(tz).date()
     # A year of calendar days covers any deadline up to MAX_WORKING_DAYS with every holiday in it.
     holidays = holidays_between(session, local_day, local_day + timedelta(days=2 * days + 60))
-    day = add_working_days(local_day, days, holidays)
+    return deadline_after(start, days, tz, holidays)
+
+
+def deadline_after(start: datetime, days: int, tz: ZoneInfo, holidays: Iterable[date]) -> datetime:
+    """`due_at` without the database: the end of the `days`-th working day after `start`, given the holidays."""
+    day = add_working_days(start.astimezone(tz).date(), days, holidays)
     return datetime.combine(day, time(23, 59, 59), tzinfo=tz)
 
 

@@ -1,6 +1,7 @@
 """Citizens' satisfaction with replies, and the reminders (تذکر) it raises on line 137."""
 from __future__ import annotations
 
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -25,6 +26,7 @@ def record_feedback(
     raw_text: str | None = None,
     origin_key: str | None = None,
     tz: ZoneInfo | None = None,
+    now: datetime | None = None,
 ) -> Feedback:
     """Store whether the citizen is satisfied with the latest reply.
 
@@ -33,7 +35,8 @@ def record_feedback(
     that unit's inbox. On 1888 the dissatisfaction is recorded for the supervisors.
     Idempotent on `origin_key`. A reply is rated once: the first answer wins (a later one, by
     another channel, returns the first); a new reply after a reminder is rated afresh.
-    The reply's survey is marked answered. `tz` counts the re-opened deadline (default Tehran).
+    The reply's survey is marked answered. `tz` counts the re-opened deadline (default Tehran);
+    `now` is when the citizen answered (default: the clock).
     """
     if origin_key:
         existing = session.scalar(select(Feedback).where(Feedback.origin_key == origin_key))
@@ -52,10 +55,11 @@ def record_feedback(
         channel=channel,
         raw_text=raw_text,
         origin_key=origin_key,
+        created_at=now or utcnow(),
     )
     session.add(fb)
     session.flush()
-    now = utcnow()
+    now = fb.created_at
     mark_survey_answered(session, reply.id, fb.id, now)
     if satisfied:
         message.status = "closed"

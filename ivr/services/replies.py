@@ -27,7 +27,7 @@ from ivr.infra.audio_convert import (
 )
 from ivr.infra.storage import AudioStore, StoredAudio
 from ivr.jobqueue import JobError, Jobs
-from ivr.models import Recording, Reminder, Reply, utcnow
+from ivr.models import Message, Recording, Referral, Reminder, Reply, utcnow
 from ivr.services import audit
 from ivr.services.inbox import InboxForbidden, Viewer, message_in_reach
 
@@ -101,9 +101,7 @@ def record_reply(
     if audio is None:
         raise ReplyError("پاسخ صوتی ضبط یا بارگذاری نشده است.", 400, "missing")
     now = now or utcnow()
-    reply = Reply(message_id=msg.id, referral_id=referral.id, author_id=viewer.user_id, text=text, created_at=now)
-    session.add(reply)
-    session.flush()
+    reply = answer_referral(session, msg, referral, author_id=viewer.user_id, text=text, now=now)
     # The phone WAV first: the phone follow-up plays the reply's `wav` recording.
     for item, fmt in ((audio.phone, "wav"), (audio.browser, audio.browser.format)):
         session.add(
@@ -118,6 +116,20 @@ def record_reply(
                 created_at=now,
             )
         )
+    audit.record(session, viewer.user_id, "answer", "message", msg.id, f"reply={reply.id}", ip)
+    session.flush()
+    return reply
+
+
+def answer_referral(
+    session: Session, msg: Message, referral: Referral, *, author_id: int | None, text: str | None, now: datetime
+) -> Reply:
+    """The rule of answering: a Reply at `now`, the referral closed, open reminders resolved, the message `answered`.
+
+    No checks and no audio: `record_reply` checks who may answer and stores the recordings. No commit.
+    """
+    reply = Reply(message_id=msg.id, referral_id=referral.id, author_id=author_id, text=text, created_at=now)
+    session.add(reply)
     if referral.closed_at is None:
         referral.closed_at = now
     for reminder in session.scalars(
@@ -126,7 +138,6 @@ def record_reply(
         reminder.resolved_at = now
     msg.status = "answered"
     msg.updated_at = now
-    audit.record(session, viewer.user_id, "answer", "message", msg.id, f"reply={reply.id}", ip)
     session.flush()
     return reply
 
