@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, aliased
 
 from ivr.identifiers import persian_digits
 from ivr.models import Escalation, Message, Referral, Unit, User, utcnow
+from ivr.services.sms import SmsError, queue_sms
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,6 @@ ESCALATION_TEXT = "پیام با کد رهگیری {code} در «{unit}» از �
 
 def sweep_overdue(session: Session, jobs: Any, now: datetime | None = None) -> list[int]:
     """Escalate every overdue referral once; the ids of the escalations made by this run."""
-    from ivr.services.sms import SmsError, queue_sms
-
     now = now or utcnow()
     made: list[int] = []
     for ref_id, message_id, unit_id, due in session.execute(

@@ -27,8 +27,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ivr.config import Settings
-from ivr.followthrough.reminders import reopen_at_unit
 from ivr.models import Feedback, FieldCheck, Message, Referral, Reminder, Reply, Unit, utcnow
+from ivr.services.reminders import reopen_at_unit
 
 STATS_WINDOW = timedelta(days=90)
 PHOTO_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}

@@ -5,7 +5,7 @@ the periodic sweep once due. If nobody answers within `IVR_SURVEY_RESEND_HOURS` 
 more, and that is all. A survey that falls due in the quiet hours (`IVR_QUIET_HOURS`, local time in
 `IVR_TIMEZONE`, e.g. 21:00-08:00) waits for the morning. The answer comes back by SMS (the inbound
 SMS service matches it to the newest survey SMS for that phone) or on the phone follow-up; either
-way `record_feedback` marks the survey answered. A reply is rated once: the first answer wins.
+way `record_feedback` (ivr/services/feedback.py) marks the survey answered. A reply is rated once: the first answer wins.
 When a unit answers again after a reminder, the older unanswered survey of that message is
 superseded by the new reply's survey.
 """
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from ivr.config import Settings
 from ivr.identifiers import persian_digits
 from ivr.models import Message, Survey, utcnow
+from ivr.services.sms import SmsError, queue_sms
 
 SURVEY_PURPOSE = "survey"  # the inbound SMS service looks for this purpose
 SURVEY_TEXT = (
@@ -84,8 +85,6 @@ def send_due_surveys(session: Session, jobs: Any, settings: Settings, now: datet
     Each send is claimed with a conditional UPDATE on `sent_count`, so two sweeps running at
     once never send the same survey twice.
     """
-    from ivr.services.sms import SmsError, queue_sms
-
     now = now or utcnow()
     due = session.execute(
         select(Survey.id, Survey.sent_count, Survey.phone, Survey.message_id, Message.tracking_code)
@@ -125,13 +124,3 @@ def send_due_surveys(session: Session, jobs: Any, settings: Settings, now: datet
         sent += 1
     session.expire_all()
     return sent
-
-
-def mark_survey_answered(session: Session, reply_id: int, feedback_id: int, now: datetime) -> None:
-    """The citizen rated the reply (by SMS or phone): its survey is answered and never resent."""
-    session.execute(
-        update(Survey)
-        .where(Survey.reply_id == reply_id, Survey.answered_at.is_(None))
-        .values(status="answered", answered_at=now, feedback_id=feedback_id, due_at=None)
-        .execution_options(synchronize_session=False)
-    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import requests
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
@@ -52,8 +53,6 @@ class RebasedHttpClient(TwilioHttpClient):
 
     def download(self, url: str, auth: tuple[str, str]) -> bytes:
         """GET binary content (a recording) with the account credentials; TwilioError on failure."""
-        import requests
-
         session = self.session or requests.Session()
         try:
             resp = session.get(self.rebase(url), auth=auth, timeout=DOWNLOAD_TIMEOUT)
