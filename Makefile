@@ -16,6 +16,7 @@ run: install
 
 test: install test-packages services
 	$(VENV)/bin/ruff check ivr web tests benchmarks
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest
 
 install: system-packages $(STAMP) web-assets

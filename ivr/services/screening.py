@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from ivr.identifiers import latin_digits
+from ivr.identifiers import InvalidIdentifier, latin_digits, normalize_phone
 from ivr.models import (
     MESSAGE_KINDS,
     MESSAGE_KINDS_1888,
@@ -32,7 +32,7 @@ from ivr.models import (
 )
 from ivr.services import audit
 from ivr.services.deadlines import answer_due_at
-from ivr.services.messages import register_message
+from ivr.services.messages import MessageError, register_message
 
 CLAIM_MINUTES = 10
 SUMMARY_MAX = 500
@@ -392,9 +392,6 @@ def register_typed(
     session: Session, user_id: int, t: TypedMessage, now: datetime, *, ip: str | None = None
 ) -> Message:
     """Register a typed message (source 'operator') through register_message; it then waits for screening."""
-    from ivr.identifiers import InvalidIdentifier, normalize_phone
-    from ivr.services.messages import MessageError
-
     if t.line not in ("137", "1888"):
         raise ScreeningError("سامانه را انتخاب کنید.")
     try:
