@@ -332,10 +332,11 @@ class RedisJobs:
             self.queue.enqueue(run_rq_job, name, payload, **options)
         return job_id
 
-    @staticmethod
-    def _rq_id(job_id: str) -> str:
-        # RQ ids allow only letters, digits, '-' and '_'.
-        return "".join(c if c.isalnum() or c in "-_" else "_" for c in job_id)
+    def _rq_id(self, job_id: str) -> str:
+        # RQ ids allow only letters, digits, '-' and '_'. RQ's job keys are global to the Redis
+        # database, so the queue name is part of the id: two queues sharing one Redis (two
+        # installations, parallel test runs) never take each other's job for a duplicate.
+        return "".join(c if c.isalnum() or c in "-_" else "_" for c in f"{self.queue.name}:{job_id}")
 
     def failed(self) -> list[FailedJobInfo]:
         """Jobs in RQ's failed-job registry, newest first."""
