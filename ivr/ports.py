@@ -50,9 +50,26 @@ class ReplyCaller(Protocol):
         ...
 
 
+class DownloadError(Exception):
+    """A recording that could not be fetched; `permanent` when retrying cannot help (gone, not ours)."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class RecordingDownloader(Protocol):
+    """Fetches a caller's recording from the telephony provider (Twilio's RecordingUrl)."""
+
+    def download(self, url: str) -> bytes:
+        """The WAV audio at `url`; DownloadError (permanent or not) when it cannot be had."""
+        ...
+
+
 @dataclass(frozen=True)
 class Outbound:
     """Every outbound adapter the services and jobs use, chosen once by the composition root."""
 
     notifier: Notifier
     reply_caller: ReplyCaller
+    recordings: RecordingDownloader

@@ -15,6 +15,7 @@ from ivr.followthrough.jobs import followthrough_sweep_job, reply_followup_job
 from ivr.infra.notify import LocalNotifier, TwilioNotifier
 from ivr.infra.reply_calls import AsteriskCallFiles, TwilioReplyCalls
 from ivr.infra.spool import Spool
+from ivr.infra.twilio_rest import TwilioRecordings
 from ivr.jobqueue import InProcessJobs, JobContext, JobRegistry, Jobs, RedisJobs
 from ivr.jobqueue import build_jobs as queue_for
 from ivr.ports import Notifier, Outbound, ReplyCaller
@@ -45,7 +46,8 @@ def build_outbound(settings: Settings) -> Outbound:
         notifier, caller = TwilioNotifier(settings), TwilioReplyCalls(settings)
     else:
         notifier, caller = LocalNotifier(), AsteriskCallFiles(settings)
-    return Outbound(notifier=notifier, reply_caller=caller)
+    # Recordings come from Twilio whenever a Twilio call left one, whatever sends the SMS.
+    return Outbound(notifier=notifier, reply_caller=caller, recordings=TwilioRecordings(settings))
 
 
 def build_jobs(settings: Settings, session_factory: sessionmaker[Session]) -> InProcessJobs | RedisJobs:

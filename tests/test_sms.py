@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from ivr.config import Settings
 from ivr.infra.notify import LocalNotifier, e164
 from ivr.models import Sms
-from ivr.ports import NotifierError
+from ivr.ports import DownloadError, NotifierError
 from ivr.services.sms import SmsError, apply_delivery_report, queue_sms, sms_send_job
-from ivr.wiring import build_in_process_jobs, job_context
+from ivr.wiring import build_in_process_jobs, build_outbound, job_context
 from tests.fake_twilio import FakeTwilioApi, QueuedJobs, fake_api_fixture, twilio_settings_fixture  # noqa: F401 - fixtures
 
 
@@ -136,3 +136,15 @@ def test_e164_turns_iranian_numbers_international() -> None:
     assert e164("02188880000") == "+982188880000"
     with pytest.raises(NotifierError):
         e164("")
+
+
+def test_recording_downloads_go_through_the_port_only_to_twilio(twilio_settings: Settings, fake_api: FakeTwilioApi) -> None:
+    recordings = build_outbound(twilio_settings).recordings
+    fake_api.recordings["RE" + "a" * 32] = b"RIFF-wav"
+    assert recordings.download(fake_api.recording_url("RE" + "a" * 32)) == b"RIFF-wav"
+    with pytest.raises(DownloadError, match="not a Twilio URL") as refused:
+        recordings.download("https://example.org/2010-04-01/Recordings/RE1")
+    assert refused.value.permanent
+    with pytest.raises(DownloadError) as gone:
+        recordings.download(fake_api.recording_url("RE" + "b" * 32))
+    assert gone.value.permanent  # Twilio has no such recording: retrying cannot help
