@@ -13,13 +13,13 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ivr.config import Settings
 from ivr.identifiers import persian_digits
+from ivr.jobqueue import Jobs
 from ivr.models import Citizen, Message, Reply, ReplyNotice, utcnow
 from ivr.ports import ReplyCaller
 from ivr.services.messages import reply_phone_audio
@@ -51,7 +51,7 @@ def reply_audio_path(reply: Reply, settings: Settings) -> Path | None:
 
 
 def send_reply_notice(
-    session: Session, jobs: Any, settings: Settings, reply_id: int, *, caller: ReplyCaller,
+    session: Session, jobs: Jobs, settings: Settings, reply_id: int, *, caller: ReplyCaller,
     now: datetime | None = None,
 ) -> ReplyNotice | None:
     """Tell the citizen the reply is ready (once per reply); None when the citizen has no phone.

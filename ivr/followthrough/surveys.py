@@ -12,7 +12,6 @@ superseded by the new reply's survey.
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -20,10 +19,10 @@ from sqlalchemy.orm import Session
 
 from ivr.config import Settings
 from ivr.identifiers import persian_digits
+from ivr.jobqueue import Jobs
 from ivr.models import Message, Survey, utcnow
-from ivr.services.sms import SmsError, queue_sms
+from ivr.services.sms import SURVEY_PURPOSE, SmsError, queue_sms
 
-SURVEY_PURPOSE = "survey"  # the inbound SMS service looks for this purpose
 SURVEY_TEXT = (
     "شهروند گرامی، از پاسخی که به پیام شما با کد رهگیری {code} داده شد راضی هستید؟ "
     "لطفاً پاسخ دهید: ۱ بله، ۲ خیر"
@@ -79,7 +78,7 @@ def schedule_survey(
     return survey
 
 
-def send_due_surveys(session: Session, jobs: Any, settings: Settings, now: datetime | None = None) -> int:
+def send_due_surveys(session: Session, jobs: Jobs, settings: Settings, now: datetime | None = None) -> int:
     """Send every survey that is due (first send or the one resend); how many SMS were queued.
 
     Each send is claimed with a conditional UPDATE on `sent_count`, so two sweeps running at
