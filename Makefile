@@ -17,6 +17,7 @@ run: install
 test: install test-packages services
 	$(VENV)/bin/ruff check ivr web tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest
 
 install: system-packages $(STAMP) web-assets

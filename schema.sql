@@ -511,7 +511,7 @@ CREATE INDEX ix_reminders_open ON reminders (unit_id, message_id) WHERE resolved
 
 
 -- ==== analysis desk (issue 7): rollup tables and the triggers that keep them ====
--- ivr/analysis/rollups.py holds the trigger DDL below verbatim (a test checks).
+-- The trigger DDL below is ivr/migrations/sql/0006_rollup_triggers.postgresql.sql verbatim (a test checks).
 
 CREATE TABLE rollup_call_hours (
 	day DATE NOT NULL,
@@ -593,6 +593,10 @@ CREATE TABLE rollup_call_outcomes_monthly (
 	calls INTEGER NOT NULL,
 	CONSTRAINT pk_rollup_call_outcomes_monthly PRIMARY KEY (month, line_code, outcome, first_key)
 );
+
+-- Rollup triggers for PostgreSQL (migration 0006_rollups), written once: the migration runs this file,
+-- ivr/analysis/rollups.py reads it and schema.sql holds it verbatim (tests/test_analysis_rollups.py). Frozen with its migration:
+-- a change to the triggers is a new migration with a new file.
 
 CREATE FUNCTION rollup_call_apply(c calls, p_sign integer) RETURNS void
 LANGUAGE plpgsql AS $$

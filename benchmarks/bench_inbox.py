@@ -183,14 +183,14 @@ def run_pages(engine: object, args: argparse.Namespace) -> None:
     import re
     import tempfile
 
-    from ivr.jobqueue import InProcessJobs
+    from ivr.wiring import build_in_process_jobs
     from web import create_app
 
     rng = random.Random(args.seed + 1)
     with tempfile.TemporaryDirectory(prefix="bench-inbox-") as tmp:
         settings = load_settings({"IVR_DATA_DIR": tmp, "IVR_VAR_DIR": tmp, "IVR_SECRET_KEY": "bench"}, dotenv=False)
         factory = make_sessionmaker(engine)  # type: ignore[arg-type]
-        jobs = InProcessJobs(settings, factory, workers=1)
+        jobs = build_in_process_jobs(settings, factory, workers=1)
         app = create_app(settings, session_factory=factory, jobs=jobs, config={"WTF_CSRF_ENABLED": False})
 
         def client_for(username: str) -> object:

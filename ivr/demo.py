@@ -73,7 +73,6 @@ from ivr.citydata import (
     WORKING_HOURS,
 )
 from ivr.followthrough.notices import NOTICE_PURPOSE, notice_text
-from ivr.followthrough.reminders import latest_referral
 from ivr.followthrough.surveys import SURVEY_PURPOSE, survey_text
 from ivr.identifiers import new_tracking_code, persian_digits
 from ivr.infra.storage import AudioStore, StoredAudio
@@ -98,6 +97,7 @@ from ivr.services.admin import add_holiday, add_topic, add_unit, set_working_hou
 from ivr.services.cases import CaseRow, upsert_cases
 from ivr.services.deadlines import answer_due_at
 from ivr.services.feedback import record_feedback
+from ivr.services.inbox import latest_referral
 from ivr.services.messages import mark_reply_heard, register_message
 from ivr.services.replies import answer_referral
 from ivr.services.screening import Classification, classify

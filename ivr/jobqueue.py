@@ -2,6 +2,8 @@
 
 A job is a named function `fn(ctx: JobContext, **payload)` listed in a `JobRegistry`; the payload
 must be JSON (it crosses Redis). Jobs are written to be idempotent: running one twice does no harm.
+This module knows no job: the composition root (`ivr.wiring`) builds the registry and the outbound
+adapters (`ivr.ports.Outbound`) the jobs find in their context, and hands both to the queue.
 
 - `InProcessJobs`, the embedded default: a small thread pool inside the serving process. A failure is
   retried after each delay in `IVR_JOB_BACKOFF`; after the last one the job is written to the
@@ -32,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ivr.config import Settings
 from ivr.db import transaction
 from ivr.models import FailedJob, utcnow
+from ivr.ports import Outbound
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +48,20 @@ class JobError(Exception):
 
 @dataclass
 class JobContext:
-    """What a running job may use: settings, database sessions and the queue itself (to chain)."""
+    """What a running job may use: settings, database sessions, the queue itself (to chain) and the
+    outbound adapters (SMS, reply calls) the composition root chose."""
 
     settings: Settings
     session_factory: sessionmaker[Session]
     jobs: Jobs
+    outbound: Outbound | None = None
+
+    @property
+    def adapters(self) -> Outbound:
+        """The outbound adapters; JobError when the queue was built without them."""
+        if self.outbound is None:
+            raise JobError("this job queue was built without outbound adapters (build it with ivr.wiring)")
+        return self.outbound
 
 
 @dataclass(frozen=True)
@@ -65,7 +77,7 @@ class FailedJobInfo:
 
 
 class JobRegistry:
-    """Job names to functions; built explicitly by `build_registry`, never by import side effects."""
+    """Job names to functions; built explicitly by `ivr.wiring.build_registry`, never by import side effects."""
 
     def __init__(self, jobs: Mapping[str, JobFunction] | None = None) -> None:
         self._jobs: dict[str, JobFunction] = dict(jobs or {})
@@ -86,30 +98,6 @@ class JobRegistry:
     def names(self) -> list[str]:
         """Every registered job name."""
         return sorted(self._jobs)
-
-
-def _replay_spool(ctx: JobContext) -> int:
-    """Ingest calls that waited in the spool while the database was down."""
-    from ivr.infra.spool import Spool
-
-    return Spool(ctx.settings.spool_dir).replay(ctx.session_factory).ingested
-
-
-def build_registry() -> JobRegistry:
-    """Every job the system runs, by name."""
-    from ivr.drivers.twilio.recordings import FETCH_JOB, fetch_recording_job
-    from ivr.services.sms import sms_send_job
-
-    registry = JobRegistry()
-    registry.add("spool.replay", _replay_spool)
-    registry.add("sms.send", sms_send_job)
-    registry.add(FETCH_JOB, fetch_recording_job)
-    # follow-through (ivr/followthrough)
-    from ivr.followthrough.jobs import followthrough_sweep_job, reply_followup_job
-
-    registry.add("reply.followup", reply_followup_job)
-    registry.add("followthrough.sweep", followthrough_sweep_job)
-    return registry
 
 
 class Jobs(Protocol):
@@ -153,13 +141,15 @@ class InProcessJobs:
         self,
         settings: Settings,
         session_factory: sessionmaker[Session],
-        registry: JobRegistry | None = None,
+        registry: JobRegistry,
         *,
+        outbound: Outbound | None = None,
         workers: int = 2,
     ) -> None:
         self.settings = settings
         self.session_factory = session_factory
-        self.registry = registry or build_registry()
+        self.registry = registry
+        self.outbound = outbound
         self.backoff = tuple(settings.job_backoff)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
         self._lock = threading.Condition()
@@ -203,7 +193,7 @@ class InProcessJobs:
             self._pool.submit(self._run, item)
 
     def _run(self, item: _Pending) -> None:
-        context = JobContext(self.settings, self.session_factory, self)
+        context = JobContext(self.settings, self.session_factory, self, self.outbound)
         retry_in: float | None = None
         try:
             self.registry.get(item.name)(context, **item.payload)
@@ -301,16 +291,21 @@ class RedisJobs:
         self,
         settings: Settings,
         session_factory: sessionmaker[Session],
-        registry: JobRegistry | None = None,
+        registry: JobRegistry,
         *,
+        outbound: Outbound | None = None,
         connection: Any = None,
     ) -> None:
+        # rq and redis are imported only where the Redis queue is used: together they cost ~125 ms
+        # (python -X importtime: rq 124.6 ms), and the call runner, which every classic AGI process
+        # loads, imports this module through the services.
         from redis import Redis
         from rq import Queue
 
         self.settings = settings
         self.session_factory = session_factory
-        self.registry = registry or build_registry()
+        self.registry = registry
+        self.outbound = outbound
         self.connection = connection or Redis.from_url(settings.redis_url)
         self.queue = Queue(settings.queue_name, connection=self.connection)
 
@@ -337,10 +332,11 @@ class RedisJobs:
             self.queue.enqueue(run_rq_job, name, payload, **options)
         return job_id
 
-    @staticmethod
-    def _rq_id(job_id: str) -> str:
-        # RQ ids allow only letters, digits, '-' and '_'.
-        return "".join(c if c.isalnum() or c in "-_" else "_" for c in job_id)
+    def _rq_id(self, job_id: str) -> str:
+        # RQ ids allow only letters, digits, '-' and '_'. RQ's job keys are global to the Redis
+        # database, so the queue name is part of the id: two queues sharing one Redis (two
+        # installations, parallel test runs) never take each other's job for a duplicate.
+        return "".join(c if c.isalnum() or c in "-_" else "_" for c in f"{self.queue.name}:{job_id}")
 
     def failed(self) -> list[FailedJobInfo]:
         """Jobs in RQ's failed-job registry, newest first."""
@@ -372,7 +368,7 @@ class RedisJobs:
         """Run jobs from the queue in this process until stopped (or until empty when `burst`)."""
         from rq.worker import SimpleWorker
 
-        _worker_context.set(JobContext(self.settings, self.session_factory, self))
+        _worker_context.set(JobContext(self.settings, self.session_factory, self, self.outbound))
         worker = SimpleWorker([self.queue], connection=self.connection)
         worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
 
@@ -409,10 +405,11 @@ def _drop_pending(session: Session) -> None:
 
 
 def build_jobs(
-    settings: Settings, session_factory: sessionmaker[Session], registry: JobRegistry | None = None
+    settings: Settings, session_factory: sessionmaker[Session], registry: JobRegistry,
+    *, outbound: Outbound | None = None,
 ) -> InProcessJobs | RedisJobs:
     """The queue the settings ask for: Redis when `IVR_REDIS_URL` is set, in-process otherwise."""
     if settings.redis_url:
-        return RedisJobs(settings, session_factory, registry)
-    return InProcessJobs(settings, session_factory, registry)
+        return RedisJobs(settings, session_factory, registry, outbound=outbound)
+    return InProcessJobs(settings, session_factory, registry, outbound=outbound)
 

@@ -118,9 +118,9 @@ TEST_PASSWORD = "correct horse battery"
 @pytest.fixture
 def jobs(settings: Settings, session_factory: sessionmaker[Session]) -> Iterator[object]:
     """The in-process job queue on the test's database, closed afterwards."""
-    from ivr.jobqueue import InProcessJobs
+    from ivr.wiring import build_in_process_jobs
 
-    queue = InProcessJobs(settings, session_factory, workers=1)
+    queue = build_in_process_jobs(settings, session_factory, workers=1)
     yield queue
     queue.close(timeout=5)
 
@@ -269,14 +269,14 @@ def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
     import threading
 
     from ivr.db import make_sessionmaker
-    from ivr.jobqueue import InProcessJobs
+    from ivr.wiring import build_in_process_jobs
     from web import create_app
     from web.server import WebServer
 
     engine = make_engine(f"sqlite:///{tmp_path / 'live.sqlite3'}")
     upgrade(engine)
     factory = make_sessionmaker(engine)
-    jobs = InProcessJobs(settings, factory, workers=1)
+    jobs = build_in_process_jobs(settings, factory, workers=1)
     app = create_app(settings, session_factory=factory, jobs=jobs)
     server = WebServer(settings, host="127.0.0.1", port=0, app=app)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

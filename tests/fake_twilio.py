@@ -139,12 +139,12 @@ class QueuedJobs:
 
     def run_all(self, settings: Any, session_factory: Any) -> list[Any]:
         """Run every queued job in order (as a worker would), emptying the queue; their results."""
-        from ivr.jobqueue import JobContext, build_registry
+        from ivr.wiring import build_registry, job_context
 
         registry, results = build_registry(), []
         while self.queued:
             name, _, payload = self.queued.pop(0)
-            results.append(registry.get(name)(JobContext(settings, session_factory, self), **payload))  # type: ignore[arg-type]
+            results.append(registry.get(name)(job_context(settings, session_factory, self), **payload))
         return results
 
 

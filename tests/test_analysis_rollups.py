@@ -15,7 +15,13 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from ivr.analysis.rollups import POSTGRES_DDL, rebuild_rollups
+from ivr.analysis.rollups import (
+    drop_triggers,
+    install_triggers,
+    rebuild_rollups,
+    split_sql,
+    trigger_sql,
+)
 from ivr.models import Call, Feedback, Message, Referral, Reminder, Reply, Topic, Unit
 
 # 23:30 in Tehran on the last day of February: offsets of up to two hours cross the city's
@@ -300,6 +306,40 @@ def test_rollups_message_crossing_tehran_midnight_counts_on_the_tehran_day(
         session.close()
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
 def test_rollups_schema_sql_holds_the_trigger_ddl_verbatim() -> None:
-    schema = (Path(__file__).resolve().parent.parent / "schema.sql").read_text(encoding="utf-8")
-    assert POSTGRES_DDL in schema
+    schema = (ROOT / "schema.sql").read_text(encoding="utf-8")
+    assert trigger_sql("postgresql") in schema
+
+
+def test_rollups_migration_reads_the_frozen_sql_files_and_imports_no_live_code() -> None:
+    source = (ROOT / "ivr" / "migrations" / "versions" / "0006_rollups.py").read_text(encoding="utf-8")
+    imports = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
+    assert imports == ["from pathlib import Path", "from alembic import op", "import sqlalchemy as sa"]
+    assert '_run("0006_rollup_triggers")' in source
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+def test_rollups_trigger_files_split_into_whole_statements(dialect: str) -> None:
+    statements = split_sql(trigger_sql(dialect))
+    creates = [s for s in statements if s.startswith("CREATE TRIGGER")]
+    assert len(creates) == (12 if dialect == "postgresql" else 18)
+    assert all(not s.startswith("--") and s.strip() for s in statements)
+
+
+def test_rollups_triggers_dropped_and_installed_again_from_the_files(db: Session) -> None:
+    conn = db.connection()
+    postgres = conn.dialect.name == "postgresql"
+    count = (
+        "SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+        "WHERE t.tgname LIKE 'rollup_%' AND c.relnamespace = to_regnamespace(current_schema())::oid"
+        if postgres else "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'rollup_%'"
+    )
+    installed = conn.execute(text(count)).scalar_one()
+    assert installed == (12 if postgres else 18)
+    drop_triggers(conn)
+    assert conn.execute(text(count)).scalar_one() == 0
+    install_triggers(conn)
+    assert conn.execute(text(count)).scalar_one() == installed

@@ -14,7 +14,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config import Settings
-from ivr.followthrough import notices
 from ivr.followthrough.escalation import list_escalations, sweep_overdue
 from ivr.followthrough.inspections import (
     InspectionError,
@@ -23,12 +22,18 @@ from ivr.followthrough.inspections import (
     sample_for_inspection,
     sampling_weight,
 )
-from ivr.followthrough.notices import call_file_text, send_reply_notice, write_call_file
+from ivr.followthrough.notices import send_reply_notice
 from ivr.followthrough.reminders import dissatisfied_1888
 from ivr.followthrough.scorecard import unit_scorecard
 from ivr.followthrough.surveys import is_quiet, next_allowed, schedule_survey, send_due_surveys
 from ivr.identifiers import persian_digits
-from ivr.jobqueue import InProcessJobs
+from ivr.infra import reply_calls
+from ivr.infra.reply_calls import (
+    AsteriskCallFiles,
+    TwilioReplyCalls,
+    call_file_text,
+    write_call_file,
+)
 from ivr.models import (
     Citizen,
     Escalation,
@@ -49,6 +54,7 @@ from ivr.services.deadlines import answer_due_at
 from ivr.services.feedback import record_feedback
 from ivr.services.replies import answer_referral
 from ivr.services.sms import receive_sms
+from ivr.wiring import build_in_process_jobs
 from tests.fake_twilio import QueuedJobs
 from tests.fakes import photo_bytes
 
@@ -119,7 +125,7 @@ def test_reply_notice_then_sms_answer_2_raises_reminder_at_same_unit_and_score_d
         messages_before = count(s, Message)
     assert (before.received, before.answered, before.on_time, before.reminders, before.score) == (1, 1, 1, 0, 80.7)
 
-    jobs = InProcessJobs(settings, session_factory, workers=1)
+    jobs = build_in_process_jobs(settings, session_factory, workers=1)
     try:
         jobs.enqueue("reply.followup", job_id=f"reply.followup:{reply_id}", reply_id=reply_id)
         assert jobs.drain(20)
@@ -247,7 +253,7 @@ def test_call_notice_writes_an_asterisk_call_file_atomically(settings: Settings,
     settings = settings.with_(notice_channel="call", call_spool_dir=tmp_path / "outgoing",
                               call_channel="PJSIP/{number}@telco", call_max_retries=3, call_retry_seconds=900)
     reply, msg = _reply_with_audio(db, settings)
-    notice = send_reply_notice(db, QueuedJobs(), settings, reply.id)
+    notice = send_reply_notice(db, QueuedJobs(), settings, reply.id, caller=AsteriskCallFiles(settings))
     assert (notice.channel, notice.status, notice.attempt) == ("call", "queued", 1)
     written = tmp_path / "outgoing" / f"reply-{reply.id}-1.call"
     assert notice.call_ref == written.name
@@ -258,7 +264,7 @@ def test_call_notice_writes_an_asterisk_call_file_atomically(settings: Settings,
         f"Setvar: IVR_REPLY_AUDIO={audio}", f"Setvar: TRACKING_CODE={msg.tracking_code}", "Archive: yes",
     ]
     assert list((tmp_path / ".outgoing.staging").iterdir()) == []  # nothing half-written left behind
-    assert send_reply_notice(db, QueuedJobs(), settings, reply.id).id == notice.id  # once per reply
+    assert send_reply_notice(db, QueuedJobs(), settings, reply.id, caller=AsteriskCallFiles(settings)).id == notice.id  # once per reply
 
 
 def test_call_notice_outcome_is_read_from_the_file_asterisk_archived(
@@ -268,7 +274,7 @@ def test_call_notice_outcome_is_read_from_the_file_asterisk_archived(
 
     settings = settings.with_(notice_channel="call", call_spool_dir=tmp_path / "outgoing")
     reply, _ = _reply_with_audio(db, settings)
-    notice = send_reply_notice(db, QueuedJobs(), settings, reply.id)
+    notice = send_reply_notice(db, QueuedJobs(), settings, reply.id, caller=AsteriskCallFiles(settings))
     done = tmp_path / "outgoing_done"
     assert settings.finished_call_dir == done
     assert collect_call_outcomes(db, settings) == 0  # Asterisk has not finished it: still queued
@@ -302,7 +308,7 @@ def test_call_notice_through_twilio_records_the_call_sid(settings: Settings, db:
             return type("Call", (), {"sid": "CA123"})()
 
     client = type("Client", (), {"calls": Calls()})()
-    notice = send_reply_notice(db, QueuedJobs(), settings, reply.id, twilio_client=client)
+    notice = send_reply_notice(db, QueuedJobs(), settings, reply.id, caller=TwilioReplyCalls(settings, client))
     assert (notice.channel, notice.status, notice.call_ref) == ("call", "sent", "CA123")
     assert Calls.made == [{"to": "+989121234567", "from_": "+982112345678", "method": "POST",
                            "url": f"https://ivr.example.org/twilio/voice/reply-notice?reply_id={reply.id}"}]
@@ -318,7 +324,7 @@ def test_call_notice_that_cannot_be_written_is_recorded_and_the_job_retries(
         reply, _ = _reply_with_audio(s, settings)
         s.commit()
         reply_id = reply.id
-    jobs = InProcessJobs(settings, session_factory, workers=1)
+    jobs = build_in_process_jobs(settings, session_factory, workers=1)
     jobs.enqueue("reply.followup", job_id=f"reply.followup:{reply_id}", reply_id=reply_id)
     assert jobs.drain(20)
     [kept] = jobs.failed()
@@ -337,7 +343,7 @@ def test_text_only_reply_falls_back_to_sms_notice(settings: Settings, db: Sessio
     unit = make_unit(db, "trees")
     msg, ref = make_request(db, unit, referred_at=now - timedelta(days=1), due_at=now + timedelta(days=3))
     reply = answer(db, msg, ref, now)
-    notice = send_reply_notice(db, QueuedJobs(), settings, reply.id)
+    notice = send_reply_notice(db, QueuedJobs(), settings, reply.id, caller=AsteriskCallFiles(settings))
     assert (notice.channel, notice.status) == ("sms", "queued")
     assert db.get(Sms, notice.sms_id).purpose == "reply_notice"
 
@@ -521,8 +527,8 @@ def _spool_for_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, euid: int) 
     spool = tmp_path / "outgoing"
     spool.mkdir()
     changed: list[tuple[int, int]] = []
-    monkeypatch.setattr(notices.os, "geteuid", lambda: euid)
-    monkeypatch.setattr(notices.os, "fchown", lambda fd, uid, gid: changed.append((uid, gid)))
+    monkeypatch.setattr(reply_calls.os, "geteuid", lambda: euid)
+    monkeypatch.setattr(reply_calls.os, "fchown", lambda fd, uid, gid: changed.append((uid, gid)))
     return spool, changed
 
 
@@ -551,7 +557,7 @@ def test_call_file_that_asterisk_could_not_read_is_refused_with_a_clear_error(
     def refuse(fd: int, uid: int, gid: int) -> None:
         raise PermissionError(1, "Operation not permitted")
 
-    monkeypatch.setattr(notices.os, "fchown", refuse)
+    monkeypatch.setattr(reply_calls.os, "fchown", refuse)
     with pytest.raises(PermissionError) as err:
         write_call_file(spool, "x.call", "x\n")
     group = grp.getgrgid(spool.stat().st_gid).gr_name
@@ -600,7 +606,7 @@ def test_scheduler_thread_runs_the_sweep_in_process(settings: Settings, session_
         _, ref = make_request(s, unit, referred_at=now - timedelta(days=9), due_at=now - timedelta(hours=1))
         s.commit()
         ref_id = ref.id
-    jobs = InProcessJobs(settings, session_factory, workers=1)
+    jobs = build_in_process_jobs(settings, session_factory, workers=1)
     scheduler = PeriodicScheduler(jobs, 0.3)
     scheduler.start()
     try:

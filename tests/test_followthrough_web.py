@@ -17,6 +17,7 @@ from ivr.identifiers import persian_digits
 from ivr.jobqueue import JobContext, JobRegistry, RedisJobs
 from ivr.models import AuditEntry, FieldCheck, Reminder, utcnow
 from ivr.vocabulary import ROLES
+from ivr.wiring import build_redis_jobs
 from tests.conftest import csrf_token, login
 from tests.fakes import photo_bytes
 from tests.test_followthrough import QueuedJobs, answer, make_request, make_unit
@@ -183,10 +184,10 @@ def test_failing_job_on_redis_is_retried_then_kept_visible_in_cli_and_console(
 def test_scheduler_enqueues_each_slot_once_across_workers(redis_queue, session_factory) -> None:
     from ivr.followthrough.scheduler import PeriodicScheduler
 
-    jobs = RedisJobs(redis_queue, session_factory)
+    jobs = build_redis_jobs(redis_queue, session_factory)
     clock = [1_000_000.0]
     one = PeriodicScheduler(jobs, 60, clock=lambda: clock[0])
-    two = PeriodicScheduler(RedisJobs(redis_queue, session_factory), 60, clock=lambda: clock[0])
+    two = PeriodicScheduler(build_redis_jobs(redis_queue, session_factory), 60, clock=lambda: clock[0])
     assert one.tick() == ["followthrough.sweep:16666"]
     assert two.tick() == []  # another worker, same slot: not again
     clock[0] += 60

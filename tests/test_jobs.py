@@ -14,10 +14,9 @@ from ivr.jobqueue import (
     JobError,
     JobRegistry,
     RedisJobs,
-    build_jobs,
-    build_registry,
 )
 from ivr.models import FailedJob
+from ivr.wiring import build_jobs, build_registry
 
 
 class Recorder:
@@ -126,8 +125,16 @@ def test_build_jobs_picks_redis_only_when_configured(settings, session_factory, 
     assert isinstance(build_jobs(redis_queue, session_factory), RedisJobs)
 
 
-def test_registry_knows_the_spool_replay_job() -> None:
-    assert "spool.replay" in build_registry().names()
+def test_registry_is_assembled_by_the_composition_root_with_every_job() -> None:
+    assert build_registry().names() == [
+        "followthrough.sweep", "reply.followup", "sms.send", "spool.replay", "twilio.recording",
+    ]
+
+
+def test_queue_built_without_adapters_says_so_when_a_job_needs_them(settings, session_factory) -> None:
+    ctx = JobContext(settings, session_factory, jobs=None)  # type: ignore[arg-type]
+    with pytest.raises(JobError, match="without outbound adapters"):
+        ctx.adapters  # noqa: B018 - the property raises
 
 
 # ---- RQ on the real local Redis -------------------------------------------------------------

@@ -8,10 +8,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config import Settings
-from ivr.jobqueue import JobContext, build_registry
+from ivr.infra.notify import LocalNotifier, e164
 from ivr.models import Sms
-from ivr.notify import LocalNotifier, NotifierError, e164
+from ivr.ports import DownloadError, NotifierError
 from ivr.services.sms import SmsError, apply_delivery_report, queue_sms, sms_send_job
+from ivr.wiring import build_in_process_jobs, build_outbound, job_context
 from tests.fake_twilio import FakeTwilioApi, QueuedJobs, fake_api_fixture, twilio_settings_fixture  # noqa: F401 - fixtures
 
 
@@ -59,7 +60,7 @@ def test_sms_send_job_sends_through_twilio_once(
     twilio_settings: Settings, session_factory: sessionmaker[Session], fake_api: FakeTwilioApi
 ) -> None:
     sms_id = _queue(session_factory, QueuedJobs())
-    ctx = JobContext(twilio_settings, session_factory, QueuedJobs())  # type: ignore[arg-type]
+    ctx = job_context(twilio_settings, session_factory, QueuedJobs())
     assert sms_send_job(ctx, sms_id) == "sent"
     assert sms_send_job(ctx, sms_id) == "skipped"  # a replayed job sends nothing
     [sent] = fake_api.messages()
@@ -74,7 +75,7 @@ def test_sms_send_job_invalid_number_is_failed_with_twilio_error(
 ) -> None:
     fake_api.invalid_numbers.add("+989120000000")
     sms_id = _queue(session_factory, QueuedJobs(), phone="09120000000")
-    ctx = JobContext(twilio_settings, session_factory, QueuedJobs())  # type: ignore[arg-type]
+    ctx = job_context(twilio_settings, session_factory, QueuedJobs())
     assert sms_send_job(ctx, sms_id) == "failed"
     row = _row(session_factory, sms_id)
     assert row.status == "failed"
@@ -88,7 +89,7 @@ def test_sms_send_job_transient_error_raises_for_retry_and_keeps_row_queued(
 ) -> None:
     fake_api.unavailable = 1
     sms_id = _queue(session_factory, QueuedJobs())
-    ctx = JobContext(twilio_settings, session_factory, QueuedJobs())  # type: ignore[arg-type]
+    ctx = job_context(twilio_settings, session_factory, QueuedJobs())
     with pytest.raises(NotifierError, match="Twilio error 20503: Unable to create record: Service Unavailable"):
         sms_send_job(ctx, sms_id)
     assert _row(session_factory, sms_id).status == "queued"
@@ -99,10 +100,8 @@ def test_sms_send_job_transient_error_raises_for_retry_and_keeps_row_queued(
 def test_sms_send_job_through_the_in_process_queue_retries(
     twilio_settings: Settings, session_factory: sessionmaker[Session], fake_api: FakeTwilioApi
 ) -> None:
-    from ivr.jobqueue import InProcessJobs
-
     fake_api.unavailable = 1
-    jobs = InProcessJobs(twilio_settings.with_(job_backoff=(0,)), session_factory, build_registry(), workers=1)
+    jobs = build_in_process_jobs(twilio_settings.with_(job_backoff=(0,)), session_factory, workers=1)
     sms_id = _queue(session_factory, jobs)
     assert jobs.drain(20)
     jobs.close()
@@ -114,7 +113,7 @@ def test_local_notifier_is_the_default_and_sends_nothing_out(
     settings: Settings, session_factory: sessionmaker[Session], fake_api: FakeTwilioApi
 ) -> None:
     sms_id = _queue(session_factory, QueuedJobs())
-    ctx = JobContext(settings, session_factory, QueuedJobs())  # type: ignore[arg-type]
+    ctx = job_context(settings, session_factory, QueuedJobs())
     assert sms_send_job(ctx, sms_id) == "sent"
     row = _row(session_factory, sms_id)
     assert row.status == "sent" and row.provider_sid.startswith("local-")
@@ -137,3 +136,15 @@ def test_e164_turns_iranian_numbers_international() -> None:
     assert e164("02188880000") == "+982188880000"
     with pytest.raises(NotifierError):
         e164("")
+
+
+def test_recording_downloads_go_through_the_port_only_to_twilio(twilio_settings: Settings, fake_api: FakeTwilioApi) -> None:
+    recordings = build_outbound(twilio_settings).recordings
+    fake_api.recordings["RE" + "a" * 32] = b"RIFF-wav"
+    assert recordings.download(fake_api.recording_url("RE" + "a" * 32)) == b"RIFF-wav"
+    with pytest.raises(DownloadError, match="not a Twilio URL") as refused:
+        recordings.download("https://example.org/2010-04-01/Recordings/RE1")
+    assert refused.value.permanent
+    with pytest.raises(DownloadError) as gone:
+        recordings.download(fake_api.recording_url("RE" + "b" * 32))
+    assert gone.value.permanent  # Twilio has no such recording: retrying cannot help

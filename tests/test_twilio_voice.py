@@ -293,7 +293,7 @@ def test_twilio_recording_download_retried_on_server_error(
     phone: TwilioPhone, jobs: QueuedJobs, fake_api: FakeTwilioApi, twilio_settings: Settings,
     session_factory: sessionmaker[Session], tmp_path: Path,
 ) -> None:
-    from ivr.drivers.twilio.rest import TwilioError
+    from ivr.infra.twilio_rest import TwilioError
 
     sid = rec_sid(4)
     fake_api.recordings[sid] = speech_bytes(tmp_path, 2.0)

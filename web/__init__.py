@@ -7,11 +7,30 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, render_template, request
+from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config import Settings, load_settings
 from ivr.db import make_engine, make_sessionmaker
-from ivr.jobqueue import Jobs, build_jobs
+from ivr.jobqueue import Jobs
+from ivr.wiring import build_jobs
+from web.admin import init_admin
+from web.analysis import init_analysis
+from web.api import init_api
+from web.audio import init_audio
+from web.audit_log import init_audit_log
+from web.auth import init_auth
+from web.extensions import jobs_of, sessions
+from web.followthrough import init_followthrough
+from web.format import register_filters, register_vocabulary
+from web.health import bp as health_bp
+from web.home import init_home
+from web.inbox import init_inbox
+from web.screening import init_screening
+from web.twilio import init_twilio
+from web.window import init_window
+
+__all__ = ["create_app", "jobs_of", "secret_key", "sessions"]
 
 ERRORS = {
     400: ("درخواست نادرست", "درخواست فرستاده‌شده کامل یا درست نبود."),
@@ -49,12 +68,6 @@ def create_app(
     `jobs` is the background queue views hand slow work to (default: the one the settings ask for);
     `config` overrides Flask settings (tests).
     """
-    from flask_wtf.csrf import CSRFProtect
-
-    from web.auth import init_auth
-    from web.format import register_filters, register_vocabulary
-    from web.home import init_home
-
     settings = settings or load_settings()
     app = Flask(__name__)
     app.config.update(
@@ -76,9 +89,6 @@ def create_app(
     CSRFProtect(app)
     register_filters(app, settings.timezone)
     register_vocabulary(app, settings.district_numbers)
-
-    from web.health import bp as health_bp
-
     app.register_blueprint(health_bp)
     init_auth(app)
     init_home(app)
@@ -111,17 +121,6 @@ def _error_pages(app: Flask) -> None:
 
 def _init_features(app: Flask) -> None:
     """The console's areas, the analysis desk and the Twilio webhooks, in the order the nav bar lists them."""
-    from web.admin import init_admin
-    from web.analysis import init_analysis
-    from web.api import init_api
-    from web.audio import init_audio
-    from web.audit_log import init_audit_log
-    from web.followthrough import init_followthrough
-    from web.inbox import init_inbox
-    from web.screening import init_screening
-    from web.twilio import init_twilio
-    from web.window import init_window
-
     init_screening(app)  # operators: screening, typed messages
     init_window(app)  # the single window
     init_audio(app)  # signed audio links for every page with a player
@@ -132,13 +131,3 @@ def _init_features(app: Flask) -> None:
     init_admin(app)
     init_api(app)  # /api/v1 (bearer tokens, exempt from CSRF)
     init_twilio(app)  # after CSRFProtect: it exempts its signed webhooks from CSRF
-
-
-def sessions(app: Any) -> sessionmaker[Session]:
-    """The session factory the app was built with."""
-    return app.extensions["ivr_sessions"]
-
-
-def jobs_of(app: Any) -> Jobs:
-    """The background job queue the app was built with."""
-    return app.extensions["ivr_jobs"]

@@ -13,14 +13,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, aliased
 
 from ivr.db import execute_dml
 from ivr.identifiers import persian_digits
+from ivr.jobqueue import Jobs
 from ivr.models import Escalation, Message, Referral, Unit, User, utcnow
+from ivr.services.sms import SmsError, queue_sms
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,8 @@ ESCALATION_PURPOSE = "escalation"
 ESCALATION_TEXT = "پیام با کد رهگیری {code} در «{unit}» از مهلت پاسخ گذشته و به واحد شما ارجاع شد."
 
 
-def sweep_overdue(session: Session, jobs: Any, now: datetime | None = None) -> list[int]:
+def sweep_overdue(session: Session, jobs: Jobs, now: datetime | None = None) -> list[int]:
     """Escalate every overdue referral once; the ids of the escalations made by this run."""
-    from ivr.services.sms import SmsError, queue_sms
-
     now = now or utcnow()
     made: list[int] = []
     for ref_id, message_id, unit_id, due in session.execute(

@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from PIL import Image, UnidentifiedImageError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ivr.config import Settings
-from ivr.followthrough.reminders import reopen_at_unit
 from ivr.models import Feedback, FieldCheck, Message, Referral, Reminder, Reply, Unit, utcnow
+from ivr.services.reminders import reopen_at_unit
 
 STATS_WINDOW = timedelta(days=90)
 PHOTO_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
@@ -126,8 +127,6 @@ def list_checks(session: Session, *, pending_only: bool = False, limit: int = 30
 
 def check_photo(data: bytes, max_bytes: int) -> str:
     """The file extension of a real JPEG/PNG/WebP image; InspectionError otherwise."""
-    from PIL import Image, UnidentifiedImageError
-
     if len(data) > max_bytes:
         raise InspectionError(f"عکس بزرگ‌تر از حد مجاز است ({max_bytes // 1024} کیلوبایت).")
     try:

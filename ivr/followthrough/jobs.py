@@ -9,12 +9,13 @@ from ivr.followthrough.escalation import sweep_overdue
 from ivr.followthrough.inspections import sample_for_inspection
 from ivr.followthrough.notices import NoticeError, collect_call_outcomes, send_reply_notice
 from ivr.followthrough.surveys import schedule_survey, send_due_surveys
+from ivr.jobqueue import JobContext
 from ivr.models import Citizen, Reply
 
 log = logging.getLogger(__name__)
 
 
-def reply_followup_job(ctx: Any, reply_id: int) -> dict[str, Any]:
+def reply_followup_job(ctx: JobContext, reply_id: int) -> dict[str, Any]:
     """Job `reply.followup`: notify the citizen, schedule the survey, maybe sample a field check.
 
     Idempotent: a notice already queued or sent, the reply's survey and its sampling decision are
@@ -25,7 +26,7 @@ def reply_followup_job(ctx: Any, reply_id: int) -> dict[str, Any]:
         reply = session.get(Reply, reply_id)
         if reply is None:
             raise NoticeError(f"no reply {reply_id}")
-        notice = send_reply_notice(session, ctx.jobs, ctx.settings, reply_id)
+        notice = send_reply_notice(session, ctx.jobs, ctx.settings, reply_id, caller=ctx.adapters.reply_caller)
         failed = notice is not None and notice.status == "failed"
         survey_id = check_id = None
         if not failed:
@@ -41,7 +42,7 @@ def reply_followup_job(ctx: Any, reply_id: int) -> dict[str, Any]:
     return {"notice": notice.channel if notice else None, "survey": survey_id, "field_check": check_id}
 
 
-def followthrough_sweep_job(ctx: Any) -> dict[str, int]:
+def followthrough_sweep_job(ctx: JobContext) -> dict[str, int]:
     """Job `followthrough.sweep`: escalate overdue referrals, send due surveys and resends."""
     with transaction(ctx.session_factory) as session:
         escalated = len(sweep_overdue(session, ctx.jobs))

@@ -5,14 +5,13 @@ the periodic sweep once due. If nobody answers within `IVR_SURVEY_RESEND_HOURS` 
 more, and that is all. A survey that falls due in the quiet hours (`IVR_QUIET_HOURS`, local time in
 `IVR_TIMEZONE`, e.g. 21:00-08:00) waits for the morning. The answer comes back by SMS (the inbound
 SMS service matches it to the newest survey SMS for that phone) or on the phone follow-up; either
-way `record_feedback` marks the survey answered. A reply is rated once: the first answer wins.
+way `record_feedback` (ivr/services/feedback.py) marks the survey answered. A reply is rated once: the first answer wins.
 When a unit answers again after a reminder, the older unanswered survey of that message is
 superseded by the new reply's survey.
 """
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -21,9 +20,10 @@ from sqlalchemy.orm import Session
 from ivr.config import Settings
 from ivr.db import execute_dml
 from ivr.identifiers import persian_digits
+from ivr.jobqueue import Jobs
 from ivr.models import Message, Survey, utcnow
+from ivr.services.sms import SURVEY_PURPOSE, SmsError, queue_sms
 
-SURVEY_PURPOSE = "survey"  # the inbound SMS service looks for this purpose
 SURVEY_TEXT = (
     "شهروند گرامی، از پاسخی که به پیام شما با کد رهگیری {code} داده شد راضی هستید؟ "
     "لطفاً پاسخ دهید: ۱ بله، ۲ خیر"
@@ -79,14 +79,12 @@ def schedule_survey(
     return survey
 
 
-def send_due_surveys(session: Session, jobs: Any, settings: Settings, now: datetime | None = None) -> int:
+def send_due_surveys(session: Session, jobs: Jobs, settings: Settings, now: datetime | None = None) -> int:
     """Send every survey that is due (first send or the one resend); how many SMS were queued.
 
     Each send is claimed with a conditional UPDATE on `sent_count`, so two sweeps running at
     once never send the same survey twice.
     """
-    from ivr.services.sms import SmsError, queue_sms
-
     now = now or utcnow()
     due = session.execute(
         select(Survey.id, Survey.sent_count, Survey.phone, Survey.message_id, Message.tracking_code)
@@ -127,13 +125,3 @@ def send_due_surveys(session: Session, jobs: Any, settings: Settings, now: datet
         sent += 1
     session.expire_all()
     return sent
-
-
-def mark_survey_answered(session: Session, reply_id: int, feedback_id: int, now: datetime) -> None:
-    """The citizen rated the reply (by SMS or phone): its survey is answered and never resent."""
-    session.execute(
-        update(Survey)
-        .where(Survey.reply_id == reply_id, Survey.answered_at.is_(None))
-        .values(status="answered", answered_at=now, feedback_id=feedback_id, due_at=None)
-        .execution_options(synchronize_session=False)
-    )

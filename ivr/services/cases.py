@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any, TextIO, TypedDict
 
 from sqlalchemy import bindparam, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ivr.identifiers import latin_digits
@@ -319,10 +320,8 @@ def _parse_date(column: str, raw: str, problems: list[str]) -> date | None:
 
 def _sqlite_upsert() -> Any:
     """INSERT … VALUES … ON CONFLICT DO UPDATE for SQLite, run once per row (executemany)."""
-    from sqlalchemy.dialects.sqlite import insert
-
     table = UrbanCase.__table__
-    stmt = insert(table)
+    stmt = sqlite.insert(table)
     return stmt.on_conflict_do_update(
         index_elements=[table.c.case_number, table.c.kind],
         set_={name: stmt.excluded[name] for name in _UPDATED_COLUMNS},
@@ -335,15 +334,13 @@ def _postgresql_upsert() -> Any:
     One array per column keeps a batch to a single round trip and a single plan; row by
     row (even pipelined) PostgreSQL spends its time on per-statement overhead.
     """
-    from sqlalchemy.dialects.postgresql import ARRAY, insert
-
     table = UrbanCase.__table__
     columns = [
-        func.unnest(bindparam(name, type_=ARRAY(table.c[name].type))).label(name)
+        func.unnest(bindparam(name, type_=postgresql.ARRAY(table.c[name].type))).label(name)
         for name in _ROW_COLUMNS
     ]
     stamp = bindparam("imported_at", type_=table.c.imported_at.type)
-    stmt = insert(table).from_select([*_ROW_COLUMNS, "imported_at"], select(*columns, stamp))
+    stmt = postgresql.insert(table).from_select([*_ROW_COLUMNS, "imported_at"], select(*columns, stamp))
     return stmt.on_conflict_do_update(
         index_elements=[table.c.case_number, table.c.kind],
         set_={name: stmt.excluded[name] for name in _UPDATED_COLUMNS},

@@ -4,13 +4,12 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ivr.followthrough.reminders import reopen_at_unit
-from ivr.followthrough.surveys import mark_survey_answered
-from ivr.models import Feedback, Message, utcnow
+from ivr.models import Feedback, Message, Survey, utcnow
 from ivr.services.messages import latest_reply
+from ivr.services.reminders import reopen_at_unit
 
 
 class FeedbackError(ValueError):
@@ -68,3 +67,13 @@ def record_feedback(
     message.updated_at = now
     session.flush()
     return fb
+
+
+def mark_survey_answered(session: Session, reply_id: int, feedback_id: int, now: datetime) -> None:
+    """The citizen rated the reply (by SMS or phone): its survey is answered and never resent."""
+    session.execute(
+        update(Survey)
+        .where(Survey.reply_id == reply_id, Survey.answered_at.is_(None))
+        .values(status="answered", answered_at=now, feedback_id=feedback_id, due_at=None)
+        .execution_options(synchronize_session=False)
+    )

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Table, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -78,13 +79,9 @@ def insert_or_nothing(session: Session, table: Table, column: str) -> postgresql
     """`INSERT ... ON CONFLICT (column) DO NOTHING` for this session's database, or None."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-
-        return postgresql_insert(table).on_conflict_do_nothing(index_elements=[column])
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=[column])
     if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(table).on_conflict_do_nothing(index_elements=[column])
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=[column])
     return None
 
 

@@ -17,11 +17,11 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from ivr.db import execute_dml
-from ivr.identifiers import latin_digits, persian_digits
+from ivr.identifiers import InvalidIdentifier, latin_digits, normalize_phone, persian_digits
 from ivr.models import Call, Citizen, Message, Recording, Referral, Topic, Unit, User
 from ivr.services import audit
 from ivr.services.deadlines import answer_due_at
-from ivr.services.messages import register_message
+from ivr.services.messages import MessageError, register_message
 from ivr.vocabulary import (
     DEFAULT_DISTRICTS,
     LINE_KINDS,
@@ -406,9 +406,6 @@ def register_typed(
     districts: int = DEFAULT_DISTRICTS,
 ) -> Message:
     """Register a typed message (source 'operator') through register_message; it then waits for screening."""
-    from ivr.identifiers import InvalidIdentifier, normalize_phone
-    from ivr.services.messages import MessageError
-
     if t.line not in LINES:
         raise ScreeningError("سامانه را انتخاب کنید.")
     try:

@@ -19,12 +19,12 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ivr.db import transaction
 from ivr.identifiers import (
     InvalidIdentifier,
     is_valid_tracking_code,
@@ -32,8 +32,9 @@ from ivr.identifiers import (
     normalize_phone,
     persian_digits,
 )
-from ivr.jobqueue import enqueue_after_commit
+from ivr.jobqueue import JobContext, Jobs, enqueue_after_commit
 from ivr.models import Feedback, Message, Sms, Survey, utcnow
+from ivr.ports import NotifierError
 from ivr.services.feedback import FeedbackError, record_feedback
 from ivr.services.messages import (
     MessageError,
@@ -41,9 +42,6 @@ from ivr.services.messages import (
     phone_status,
     register_message,
 )
-
-if TYPE_CHECKING:
-    from ivr.jobqueue import JobContext, Jobs
 
 log = logging.getLogger(__name__)
 
@@ -162,16 +160,13 @@ def apply_delivery_report(session: Session, provider_sid: str, provider_status: 
 
 
 def sms_send_job(ctx: JobContext, sms_id: int) -> str:
-    """Job `sms.send`: send one queued SMS. Transient errors raise (the queue retries)."""
-    from ivr.db import transaction
-    from ivr.notify import NotifierError, build_notifier
-
+    """Job `sms.send`: send one queued SMS through the context's notifier. Transient errors raise (the queue retries)."""
     with transaction(ctx.session_factory, readonly=True) as session:
         out = claim_queued(session, sms_id)
     if out is None:
         return "skipped"
     try:
-        sid = build_notifier(ctx.settings).send(out.phone, out.body, sender_line=out.line)
+        sid = ctx.adapters.notifier.send(out.phone, out.body, sender_line=out.line)
     except NotifierError as exc:
         if not exc.permanent:
             raise

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from ivr.models import Unit, User
+from ivr.models import Unit, User, utcnow
+from ivr.services import audit
 from ivr.vocabulary import ROLES
 
 USERNAME_RE = re.compile(r"[a-z0-9_.-]{3,64}")
@@ -91,9 +92,6 @@ def add_user(
 
 def sign_in(session: Session, username: str, password: str, *, ip: str | None = None) -> User | None:
     """The active user with this username and password, or None; every attempt is audited. No commit."""
-    from ivr.models import utcnow
-    from ivr.services import audit
-
     user = session.scalars(select(User).where(User.username == username.strip())).one_or_none()
     ok = user is not None and user.active and verify_password(user.password_hash, password)
     audit.record(

@@ -22,8 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ivr.db import transaction
-from ivr.drivers.twilio.rest import RebasedHttpClient, TwilioError, is_twilio_url
 from ivr.infra.storage import AudioError, AudioStore, StoredAudio, has_speech
+from ivr.infra.twilio_rest import RebasedHttpClient, TwilioError, is_twilio_url
 from ivr.models import TwilioRecording, utcnow
 
 if TYPE_CHECKING:

@@ -4,10 +4,14 @@ Revision ID: 0006_rollups
 Revises: 0005_inbox
 Create Date: 2026-11-29 13:40:00
 """
+from pathlib import Path
+
 from alembic import op
 import sqlalchemy as sa
 
-from ivr.analysis.rollups import drop_triggers, install_triggers, rebuild_rollups
+# The trigger SQL is read from files frozen with this revision; a migration never imports live code
+# (what it does must not change when the application does).
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
 revision = "0006_rollups"
 down_revision = "0005_inbox"
@@ -108,16 +112,12 @@ def upgrade() -> None:
             "month", "line_code", "outcome", "first_key", name=op.f("pk_rollup_call_outcomes_monthly")
         ),
     )
-    bind = op.get_bind()
-    install_triggers(bind)
-    # Rows that existed before this revision are counted once, here.
-    from sqlalchemy.orm import Session
-
-    rebuild_rollups(Session(bind=bind))
+    _run("0006_rollup_triggers")
+    _run("0006_rollups_backfill")  # rows that existed before this revision are counted once, here
 
 
 def downgrade() -> None:
-    drop_triggers(op.get_bind())
+    _run("0006_rollup_triggers_drop")
     op.drop_index(
         op.f("ix_rollup_messages_monthly_unit_id_month"), table_name="rollup_messages_monthly"
     )
@@ -128,3 +128,30 @@ def downgrade() -> None:
     op.drop_table("rollup_messages")
     op.drop_table("rollup_call_outcomes")
     op.drop_table("rollup_call_hours")
+
+
+def _run(name: str) -> None:
+    """Run ivr/migrations/sql/<name>.<dialect>.sql, one statement at a time."""
+    bind = op.get_bind()
+    dialect = "postgresql" if bind.dialect.name == "postgresql" else "sqlite"
+    for statement in _split((SQL_DIR / f"{name}.{dialect}.sql").read_text(encoding="utf-8")):
+        bind.exec_driver_sql(statement)
+
+
+def _split(script: str) -> list[str]:
+    """Statements end at a `;` line end outside `$$` bodies and `BEGIN … END;` blocks (frozen copy)."""
+    statements, current = [], []
+    in_dollar = in_block = False
+    for line in script.splitlines():
+        stripped = line.strip()
+        if not current and (not stripped or stripped.startswith("--")):
+            continue
+        current.append(line)
+        if line.count("$$") % 2:
+            in_dollar = not in_dollar
+        if not in_dollar and stripped.upper().endswith("BEGIN") and not stripped.startswith("--"):
+            in_block = True
+        if stripped.endswith(";") and not in_dollar and (not in_block or stripped.upper() == "END;"):
+            statements.append("\n".join(current).rstrip().removesuffix(";"))
+            current, in_block = [], False
+    return statements

@@ -9,12 +9,14 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import requests
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
 from ivr.config import Settings
+from ivr.ports import DownloadError
 
 TWILIO_API = "https://api.twilio.com"
 DOWNLOAD_TIMEOUT = 30.0
@@ -52,8 +54,6 @@ class RebasedHttpClient(TwilioHttpClient):
 
     def download(self, url: str, auth: tuple[str, str]) -> bytes:
         """GET binary content (a recording) with the account credentials; TwilioError on failure."""
-        import requests
-
         session = self.session or requests.Session()
         try:
             resp = session.get(self.rebase(url), auth=auth, timeout=DOWNLOAD_TIMEOUT)
@@ -103,3 +103,20 @@ def rest_error(exc: TwilioRestException) -> TwilioError:
         permanent = False
     text = f"Twilio error {exc.code}: {exc.msg}" if exc.code else f"Twilio HTTP {status}: {exc.msg}"
     return TwilioError(text[:2000], permanent=permanent, status=status, code=exc.code)
+
+
+class TwilioRecordings:
+    """The `RecordingDownloader` port for Twilio: WAV downloads with the account's credentials."""
+
+    def __init__(self, settings: Settings, client: RebasedHttpClient | None = None) -> None:
+        self.settings = settings
+        self.client = client or RebasedHttpClient(settings.twilio_api_base)
+
+    def download(self, url: str) -> bytes:
+        """The recording at Twilio's `url` as WAV; a URL on another host is refused (permanently)."""
+        if not is_twilio_url(self.settings, url):
+            raise DownloadError(f"not a Twilio URL: {url[:200]}", permanent=True)
+        try:
+            return self.client.download(url + ".wav", (self.settings.twilio_account_sid, self.settings.twilio_auth_token))
+        except TwilioError as exc:
+            raise DownloadError(str(exc), permanent=exc.permanent) from None

@@ -1,4 +1,4 @@
-"""Sending SMS: one notifier interface, a Twilio implementation and a local one.
+"""Sending SMS: the `Notifier` port (ivr.ports) implemented for Twilio and for the local log.
 
 `LocalNotifier` is the embedded default (`IVR_SMS_BACKEND=local`): nothing leaves the
 machine, the SMS is logged and its row says it was sent. `TwilioNotifier` sends through
@@ -8,33 +8,18 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import TYPE_CHECKING, Protocol
+from typing import Any
+
+from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from ivr.config import Settings
 from ivr.identifiers import InvalidIdentifier, normalize_phone
-
-if TYPE_CHECKING:
-    from twilio.rest import Client
+from ivr.infra.twilio_rest import build_client, rest_error
+from ivr.ports import NotifierError
 
 log = logging.getLogger(__name__)
 
 SMS_STATUS_PATH = "/twilio/sms/status"
-
-
-class NotifierError(Exception):
-    """An SMS that could not be sent; `permanent` when retrying cannot help (bad number...)."""
-
-    def __init__(self, message: str, *, permanent: bool) -> None:
-        super().__init__(message)
-        self.permanent = permanent
-
-
-class Notifier(Protocol):
-    """Sends one SMS and returns the provider's id for it."""
-
-    def send(self, phone: str, body: str, *, sender_line: str | None = None) -> str:
-        """Send `body` to `phone` (normalised, e.g. 0912…); the provider's message id."""
-        ...
 
 
 def e164(phone: str) -> str:
@@ -61,19 +46,20 @@ class LocalNotifier:
 class TwilioNotifier:
     """Sends SMS with Twilio's REST client, with delivery reports to the status callback."""
 
-    def __init__(self, settings: Settings, client: Client | None = None) -> None:
-        from ivr.drivers.twilio.rest import build_client
-
+    def __init__(self, settings: Settings, client: Any = None) -> None:
         self.settings = settings
-        self.client = client or build_client(settings)
+        self._client = client
         self.status_callback = settings.public_base_url + SMS_STATUS_PATH if settings.public_base_url else None
+
+    @property
+    def client(self) -> Any:
+        """The REST client, made on first use (the composition root builds notifiers it may never use)."""
+        if self._client is None:
+            self._client = build_client(self.settings)
+        return self._client
 
     def send(self, phone: str, body: str, *, sender_line: str | None = None) -> str:
         """Send through Twilio; NotifierError (permanent or not) when Twilio refuses."""
-        from twilio.base.exceptions import TwilioException, TwilioRestException
-
-        from ivr.drivers.twilio.rest import rest_error
-
         sender = self.settings.twilio_number_of(sender_line)
         if sender is None:
             raise NotifierError("IVR_TWILIO_NUMBERS names no number to send SMS from", permanent=True)
@@ -86,10 +72,3 @@ class TwilioNotifier:
         except (TwilioException, OSError) as exc:  # refused, timed out (requests' errors are OSErrors)
             raise NotifierError(f"Twilio unreachable: {exc}", permanent=False) from None
         return str(msg.sid)
-
-
-def build_notifier(settings: Settings) -> Notifier:
-    """The notifier `IVR_SMS_BACKEND` asks for."""
-    if settings.sms_backend == "twilio":
-        return TwilioNotifier(settings)
-    return LocalNotifier()

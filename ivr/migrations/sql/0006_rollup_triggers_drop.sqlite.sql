@@ -1,0 +1,19 @@
+-- Removes what 0006_rollup_triggers.sqlite.sql creates (the downgrade of migration 0006_rollups). One statement a line.
+DROP TRIGGER IF EXISTS rollup_calls_insert;
+DROP TRIGGER IF EXISTS rollup_calls_delete;
+DROP TRIGGER IF EXISTS rollup_calls_update;
+DROP TRIGGER IF EXISTS rollup_messages_insert;
+DROP TRIGGER IF EXISTS rollup_messages_delete;
+DROP TRIGGER IF EXISTS rollup_messages_update;
+DROP TRIGGER IF EXISTS rollup_referrals_insert;
+DROP TRIGGER IF EXISTS rollup_referrals_delete;
+DROP TRIGGER IF EXISTS rollup_referrals_update;
+DROP TRIGGER IF EXISTS rollup_replies_insert;
+DROP TRIGGER IF EXISTS rollup_replies_delete;
+DROP TRIGGER IF EXISTS rollup_replies_update;
+DROP TRIGGER IF EXISTS rollup_feedback_insert;
+DROP TRIGGER IF EXISTS rollup_feedback_delete;
+DROP TRIGGER IF EXISTS rollup_feedback_update;
+DROP TRIGGER IF EXISTS rollup_reminders_insert;
+DROP TRIGGER IF EXISTS rollup_reminders_delete;
+DROP TRIGGER IF EXISTS rollup_reminders_update;
