@@ -34,12 +34,12 @@ def _call(channel_id: str = "1700000000.42") -> CallRecord:
     return CallRecord(channel_id=channel_id, line="1888", driver="agi", caller="09121234567", started_at=now, answered_at=now)
 
 
-def _leave_message(actions: CallActions, settings: Settings, ctx: CallContext) -> tuple[str, Path]:
+def _leave_message(actions: CallActions, settings: Settings, ctx: CallContext) -> Path:
+    """A message left with the database down: not registered (no code told), kept in the spool."""
     wav = settings.incoming_dir / f"{ctx.record.channel_id}-1.wav"
     write_speech_wav(wav, seconds=2.0)
-    code = actions.keep_message({"kind": "complaint", "recording": str(wav)}, ctx)
-    assert code is not None
-    return code, wav
+    assert actions.keep_message({"kind": "complaint", "recording": str(wav)}, ctx) is None
+    return wav
 
 
 def test_spool_database_down_message_kept_on_disk_and_replayed_once(
@@ -47,25 +47,27 @@ def test_spool_database_down_message_kept_on_disk_and_replayed_once(
 ) -> None:
     actions = CallActions(down_factory, settings)
     ctx = CallContext(record=_call())
-    code, wav = _leave_message(actions, settings, ctx)
-    ctx.record.keys, ctx.record.outcome = "13#1", "message_registered"
+    wav = _leave_message(actions, settings, ctx)
+    ctx.record.keys = "13#1"
     actions.finish(ctx)
 
-    assert is_valid_tracking_code(code)
     assert not wav.exists()  # moved into storage, not left in incoming
     spool = Spool(settings.spool_dir)
     (spooled,) = spool.pending()
     payload = json.loads(spooled.read_text(encoding="utf-8"))
     stored = settings.recordings_dir / payload["messages"][0]["audio"]["rel_path"]
     assert stored.is_file() and stored.stat().st_size > 8000
+    assert payload["messages"][0]["reason"].startswith("OperationalError")
 
     report = spool.replay(session_factory)
     assert (report.ingested, report.waiting, report.rejected) == (1, 0, [])
     assert spool.pending() == []
-    msg = db.scalar(select(Message).where(Message.tracking_code == code))
+    msg = db.scalar(select(Message).where(Message.origin_key == "agi:1700000000.42:1"))
     assert msg is not None and msg.kind == "complaint" and msg.source == "phone_voice"
+    assert is_valid_tracking_code(msg.tracking_code)
     call = db.scalar(select(Call).where(Call.channel_id == "1700000000.42"))
-    assert call is not None and call.outcome == "message_registered" and call.keys == "13#1"
+    assert call is not None and call.outcome == "failed" and call.keys == "13#1"
+    assert call.error is not None and call.error.startswith("message not registered: OperationalError")
     assert msg.call_id == call.id
     rec = db.scalar(select(Recording).where(Recording.message_id == msg.id))
     assert rec is not None and rec.path == payload["messages"][0]["audio"]["rel_path"]

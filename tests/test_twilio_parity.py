@@ -65,7 +65,7 @@ def test_parity_agi_and_twilio_journeys_leave_the_same_rows(
 
     jobs = QueuedJobs()
     app = create_app(twilio_settings, session_factory=session_factory, jobs=jobs)  # type: ignore[arg-type]
-    app.extensions["ivr_twilio"].voice.actions.clock = lambda: datetime.fromisoformat(WORKDAY_NOON)
+    app.extensions["ivr_twilio"].voice.runner.actions.clock = lambda: datetime.fromisoformat(WORKDAY_NOON)
     phone = TwilioPhone(app.test_client(), caller="+989121234567")
     sid = "RE" + uuid.uuid4().hex
     fake_api.recordings[sid] = write_speech_wav(tmp_path / "speech.wav", 3.0).read_bytes()

@@ -43,7 +43,7 @@ def jobs() -> QueuedJobs:
 @pytest.fixture
 def app(twilio_settings: Settings, session_factory: sessionmaker[Session], jobs: QueuedJobs, city: dict[str, int]) -> Flask:  # noqa: F811
     app = create_app(twilio_settings, session_factory=session_factory, jobs=jobs)  # type: ignore[arg-type]
-    app.extensions["ivr_twilio"].voice.actions.clock = lambda: datetime.fromisoformat(WORKDAY_NOON)
+    app.extensions["ivr_twilio"].voice.runner.actions.clock = lambda: datetime.fromisoformat(WORKDAY_NOON)
     return app
 
 
