@@ -457,12 +457,13 @@ class CallActions:
 
     def _keep_late(self, ctx: CallContext, args: Mapping[str, str], audio: StoredAudio, sid: str,
                    state: CallState | None) -> str | None:
+        before = ctx.record.outcome
+        ctx.record.outcome = stronger_outcome(before, "message_registered")  # saved with the message
         code = self.register_stored(self._spec(args, ctx, sid), audio, ctx, sid)
         if code is not None:
             ctx.late_code = code
             if state is not None:
                 state.outcome = "message_registered"
-            ctx.record.outcome = stronger_outcome(ctx.record.outcome, "message_registered")
         return code
 
     def keep_late_take(self, recording_sid: str) -> str | None:

@@ -522,8 +522,9 @@ def test_twilio_unexpected_error_apologises_hands_to_operators_and_logs_failed(
     phone.start()
     phone.press("4")
     phone.press("1")
-    root = phone.press("12", finished_on_key="#")
-    assert [(c.tag, c.text) for c in root] == [("Play", PROMPT + "sorry_technical.wav"), ("Enqueue", "operator")]
+    root = phone.press("12", finished_on_key="#")  # the action's failure is its `failed` result: the apology node
+    assert [(c.tag, c.text) for c in root] == [("Play", PROMPT + "sorry_technical.wav"), ("Redirect", STEP + "4")]
+    assert [(c.tag, c.text) for c in phone.follow()] == [("Enqueue", "operator")]
     db.expire_all()
     row = db.scalars(select(Call)).one()
     assert (row.outcome, row.error, row.keys) == ("failed", "RuntimeError: case index corrupt", "4112#")
