@@ -114,6 +114,7 @@ class CallContext:
     waiting: dict[str, Any] | None = None  # the action a Hold waits on (name, args)
     holds: int = 0
     failing: bool = False
+    kept: list[str] = field(default_factory=list)  # takes registered or spooled: never kept twice
     sets_variables: bool = True  # False: the transport has no channel variables (Twilio)
 
     def to_dict(self) -> dict[str, Any]:
@@ -122,7 +123,7 @@ class CallContext:
         return {"flow": self.state.to_dict(), "record": self.record.to_dict(), "waiting": self.waiting,
                 "holds": self.holds, "earlier": [self.earlier_keys, self.earlier_outcome],
                 "numbered": self.earlier_messages + len(self.messages), "spooled": self.spooled,
-                "failing": self.failing, "sets_variables": self.sets_variables}
+                "failing": self.failing, "kept": self.kept, "sets_variables": self.sets_variables}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CallContext:
@@ -134,6 +135,7 @@ class CallContext:
         ctx.earlier_messages = int(data.get("numbered", 0))
         ctx.spooled = list(data.get("spooled") or [])
         ctx.failing = bool(data.get("failing", False))
+        ctx.kept = list(data.get("kept") or [])
         ctx.sets_variables = bool(data.get("sets_variables", True))
         return ctx
 
@@ -228,6 +230,7 @@ class CallActions:
         ref = str(args.get("recording") or "")
         sid = twilio_calls.sid_of(ref)
         spec = self._spec(args, ctx, sid)
+        ctx.kept.append(ref)
         try:
             audio = self._stored_take(ref, sid)
         except Exception as exc:
@@ -274,6 +277,7 @@ class CallActions:
             "district": args.get("district") or None,
             "source": "phone_voice",
             "origin_key": f"{ctx.record.driver}:{ctx.cid}:{take}",
+            **({"recording_sid": recording_sid} if recording_sid else {}),
         }
 
     def _stored_take(self, ref: str, recording_sid: str | None) -> StoredAudio:
@@ -436,7 +440,7 @@ class CallActions:
     def keep_pending_recording(self, ctx: CallContext, state: CallState) -> None:
         """The caller hung up after speaking: a take neither kept nor discarded keeps the message."""
         ref = str(state.vars.get("pending_recording") or state.vars.get("recording") or "")
-        if not ref or not state.vars.get("kind"):
+        if not ref or not state.vars.get("kind") or ref in ctx.kept:
             return
         sid = twilio_calls.sid_of(ref)
         if sid is not None:
@@ -457,6 +461,7 @@ class CallActions:
 
     def _keep_late(self, ctx: CallContext, args: Mapping[str, str], audio: StoredAudio, sid: str,
                    state: CallState | None) -> str | None:
+        ctx.kept.append(twilio_calls.recording_ref(sid))
         before = ctx.record.outcome
         ctx.record.outcome = stronger_outcome(before, "message_registered")  # saved with the message
         code = self.register_stored(self._spec(args, ctx, sid), audio, ctx, sid)

@@ -273,5 +273,5 @@ def test_worker_log_lines_name_the_worker_and_its_pid() -> None:
     record = logging.LogRecord("ivr.runner", logging.INFO, __file__, 1, "call %s: done", ("1795962700.1",), None)
     record.process = 9014
     line = logging.Formatter(worker_log_format(1)).format(record)
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO agi-worker-1\[9014\] ivr\.calls: call 1795962700\.1: done",
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO agi-worker-1\[9014\] ivr\.runner: call 1795962700\.1: done",
                         line), line

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.db import transaction
 from ivr.infra.storage import AudioStore, StoredAudio
+from ivr.services import twilio_calls
 from ivr.services.call_log import CallRecord, save_call
 from ivr.services.messages import register_message
 
@@ -242,6 +243,10 @@ def ingest(session: Session, payload: dict[str, Any], store_raw: Any = None) -> 
             if store_raw is None:
                 raise SpoolError("raw spooled audio needs a storage to go to")
             audio = store_raw(m["file"])
+        elif m.get("recording_sid"):  # a Twilio take, fetched into storage by its job
+            audio = twilio_calls.take_audio(session, m["recording_sid"])
+            if audio is None:
+                raise SpoolError(f"the Twilio recording {m['recording_sid']} is not in storage")
         else:
             audio = None
         msg = register_message(
@@ -258,5 +263,7 @@ def ingest(session: Session, payload: dict[str, Any], store_raw: Any = None) -> 
             origin_key=m["origin_key"],
             tracking_code=m.get("tracking_code"),
         )
+        if m.get("recording_sid"):
+            twilio_calls.link_message(session, m["recording_sid"], msg.id)
         codes.append(msg.tracking_code)
     return codes

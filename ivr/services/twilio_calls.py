@@ -136,11 +136,9 @@ def recording_status(session: Session, recording_sid: str) -> str:
 
 
 def take_audio(session: Session, recording_sid: str) -> StoredAudio | None:
-    """The stored audio of a fetched take still waiting for its message."""
+    """The stored audio of a fetched take (registering it twice finds its message by origin key)."""
     row = find_recording(session, recording_sid)
-    if row is None or row.message_id is not None:
-        return None
-    return stored_audio(row)
+    return stored_audio(row) if row is not None else None
 
 
 def set_status(session: Session, recording_sid: str, status: str, *, error: str | None = None,
@@ -219,9 +217,3 @@ def late_take(session: Session, recording_sid: str) -> LateTake | None:
     if audio is None:
         return None
     return LateTake(recording_sid, row.call_sid, json.loads(row.keep), audio)
-
-
-def recording_times(session: Session, recording_sid: str) -> tuple[datetime, datetime] | None:
-    """When a recording was noted and last changed (for diagnostics)."""
-    row = find_recording(session, recording_sid)
-    return (row.created_at, row.updated_at) if row is not None else None
