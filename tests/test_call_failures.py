@@ -41,7 +41,14 @@ from tests.fake_twilio import (  # noqa: F401 - fixtures
     prompt_names,
     twilio_settings_fixture,
 )
-from tests.fakes import FakeAsteriskCall, press, run_fake_call_tcp, speak, type_digits, write_speech_wav
+from tests.fakes import (
+    FakeAsteriskCall,
+    press,
+    run_fake_call_tcp,
+    speak,
+    type_digits,
+    write_speech_wav,
+)
 from web import create_app
 
 WORKDAY_NOON = "2026-11-29T08:30:00+00:00"  # a Sunday, 12:00 in Tehran: the operators are in
