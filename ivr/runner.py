@@ -559,7 +559,7 @@ class CallRunner:
                 request, ctx.waiting = ActionRequest(**ctx.waiting), None
                 if isinstance(event, HungUp):
                     ctx.holds = 0
-                    return self.engine.advance(ctx.state, event)
+                    return self._settle(ctx, self.engine.advance(ctx.state, event))
                 return self._settle(ctx, request)
             return self._settle(ctx, self.engine.advance(ctx.state, event))
         except Exception as exc:
@@ -644,7 +644,7 @@ class CallRunner:
             elif isinstance(step, SetVariable) and not ctx.sets_variables:
                 step = self.engine.advance(state, Done())
             else:
-                return step  # type: ignore[no-any-return]
+                return step
 
     def _perform(self, ctx: CallContext, req: ActionRequest) -> ActionResult:
         """One action; an exception inside it is logged and becomes its `failed` result."""

@@ -239,3 +239,19 @@ def test_repro_no_topics_137_message_is_not_announced_and_is_registered_by_hand(
     assert Spool(settings.spool_dir, settings.recordings_dir).entries() == []
     (audit,) = db.scalars(select(AuditEntry).where(AuditEntry.action == "spool_register")).all()
     assert spool_id in (audit.detail or "") and msg.tracking_code in (audit.detail or "")
+
+
+def test_every_action_node_of_the_menus_maps_failed() -> None:
+    flow = load_flow()
+    missing = sorted({f"{line}:{n.name}" for line, lf in flow.lines.items() for n in lf.nodes.values()
+                      if n.type == "action" and "failed" not in n.results})
+    assert missing == []
+
+
+def test_after_queue_entry_is_named_in_the_menus_for_every_line() -> None:
+    from ivr.runner import load_entries
+
+    flow = load_flow()
+    entries = load_entries()
+    for line, lf in flow.lines.items():
+        assert entries[line]["after_queue"] in lf.nodes

@@ -20,7 +20,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -102,8 +102,8 @@ class TwilioVoice:
             saved = calls.find_call(s, call_sid)
         if saved is not None:  # a retried start: the call goes on from where it is
             return saved.last_twiml if not saved.finished and saved.last_twiml else self.twiml.hangup()
-        caller = (form.get("From") or "").strip()
-        caller = None if not caller or caller.lower() in ("anonymous", "unknown", "restricted") else caller[:32]
+        raw = (form.get("From") or "").strip()
+        caller = None if not raw or raw.lower() in ("anonymous", "unknown", "restricted") else raw[:32]
         now = utcnow()
         record = CallRecord(channel_id=call_sid, line=line, driver="twilio", caller=caller, started_at=now,
                             answered_at=now)
@@ -252,7 +252,8 @@ class TwilioVoice:
             if not calls.RECORDING_SID_RE.fullmatch(sid):
                 raise TwilioRequestError(400, "malformed RecordingSid")
             seconds = form.get("RecordingDuration", "0")
-            ended_by = "hangup" if digits == "hangup" else "dtmf" if digits else "timeout"
+            ended_by: Literal["dtmf", "timeout", "hangup"] = (
+                "hangup" if digits == "hangup" else "dtmf" if digits else "timeout")
             return Recorded(calls.recording_ref(sid), ended_by, int(seconds) * 1000 if seconds.isdigit() else 0)
         return Done()
 
