@@ -43,6 +43,7 @@ from tests.fake_twilio import (  # noqa: F401 - fixtures
 )
 from tests.fakes import (
     FakeAsteriskCall,
+    hangup,
     press,
     run_fake_call_tcp,
     speak,
@@ -255,3 +256,47 @@ def test_after_queue_entry_is_named_in_the_menus_for_every_line() -> None:
     entries = load_entries()
     for line, lf in flow.lines.items():
         assert entries[line]["after_queue"] in lf.nodes
+
+
+def test_agi_hang_up_while_registering_fails_still_logs_the_call_and_keeps_the_audio(
+    agi: AgiServer, settings: Settings, session_factory: sessionmaker[Session], db: Session,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The issue's "could not be logged": any error while keeping a message must not lose the call."""
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("unexpected")
+
+    monkeypatch.setattr("ivr.runner.register_message", broken)
+    fake = agi_call(agi, settings, [press("1"), press("4"), speak(2), hangup()], "1888")
+    db.expire_all()
+    row = db.scalars(select(Call).where(Call.channel_id == fake.uniqueid)).one()
+    assert row.outcome == "failed" and "RuntimeError: unexpected" in (row.error or "")
+    assert "TRACKING_CODE" not in fake.variables
+    assert list(settings.incoming_dir.glob("*")) == []
+    (entry,) = Spool(settings.spool_dir, settings.recordings_dir).entries()
+    assert entry.kinds == ("appreciation",) and "RuntimeError: unexpected" in entry.reason
+    monkeypatch.undo()
+    assert Spool(settings.spool_dir, settings.recordings_dir).replay(session_factory).ingested == 1
+    db.expire_all()
+    assert [m.kind for m in db.scalars(select(Message))] == ["appreciation"]
+
+
+def test_agi_call_log_that_cannot_be_saved_is_spooled_and_incoming_cleaned(
+    agi: AgiServer, settings: Settings, session_factory: sessionmaker[Session], db: Session,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("call log table renamed")
+
+    monkeypatch.setattr("ivr.runner.save_call_row", broken)
+    fake = agi_call(agi, settings, [press("1"), press("4"), speak(2), press("#"), hangup()], "1888")
+    db.expire_all()
+    assert db.scalars(select(Call)).all() == []
+    assert list(settings.incoming_dir.glob("*")) == []
+    spool = Spool(settings.spool_dir, settings.recordings_dir)
+    (entry,) = spool.entries()
+    assert entry.channel_id == fake.uniqueid
+    monkeypatch.undo()
+    assert spool.replay(session_factory).ingested == 1
+    db.expire_all()
+    assert db.scalars(select(Call.channel_id)).all() == [fake.uniqueid]
