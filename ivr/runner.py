@@ -129,7 +129,9 @@ class CallContext:
     def from_dict(cls, data: Mapping[str, Any]) -> CallContext:
         """Rebuild a context saved with `to_dict`."""
         ctx = cls(record=CallRecord.from_dict(data["record"]), state=CallState.from_dict(data["flow"]))
-        ctx.waiting, ctx.holds = data.get("waiting"), int(data.get("holds", 0))
+        # "action"/"polls": what calls in progress across an upgrade saved before the runner held them.
+        ctx.waiting = data.get("waiting") or data.get("action")
+        ctx.holds = int(data.get("holds", data.get("polls", 0)))
         ctx.earlier_keys, ctx.earlier_outcome = data.get("earlier") or ["", None]
         # Numbering only: the messages themselves were registered by earlier webhooks.
         ctx.earlier_messages = int(data.get("numbered", 0))
