@@ -300,3 +300,27 @@ def test_agi_call_log_that_cannot_be_saved_is_spooled_and_incoming_cleaned(
     assert spool.replay(session_factory).ingested == 1
     db.expire_all()
     assert db.scalars(select(Call.channel_id)).all() == [fake.uniqueid]
+
+
+def test_a_result_the_menus_do_not_map_ends_in_the_one_error_path_on_both_drivers(
+    agi: AgiServer, settings: Settings, twilio_settings: Settings, session_factory: sessionmaker[Session],
+    db: Session, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not an action failure but a flow one (a result no node maps): apology, operators, call failed."""
+    from ivr.flow.engine import ActionResult
+
+    monkeypatch.setattr(CallActions, "do_check_district", lambda self, args, ctx: ActionResult("weird"))
+    fake = agi_call(agi, settings, [press("1"), press("3"), type_digits("12#")], "137")
+    assert fake.heard[-1] == "sorry_technical" and fake.variables.get("IVR_NEXT") == "operator"
+
+    app = create_app(twilio_settings, session_factory=session_factory, jobs=QueuedJobs())  # type: ignore[arg-type]
+    phone = TwilioPhone(app.test_client())
+    phone.start("/twilio/voice/137")
+    phone.press("1")
+    phone.press("3")
+    root = phone.press("12", finished_on_key="#")
+    assert prompt_names(root) == ["sorry_technical"] and [c.tag for c in root] == ["Play", "Enqueue"]
+    db.expire_all()
+    rows = db.scalars(select(Call)).all()
+    assert sorted(c.driver for c in rows) == ["agi", "twilio"]
+    assert all(c.outcome == "failed" and "FlowEngineError" in (c.error or "") for c in rows)
