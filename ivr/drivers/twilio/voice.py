@@ -203,8 +203,10 @@ class TwilioVoice:
     def _keep_late(self, saved: calls.SavedStep, recording_sid: str) -> None:
         """A <Record> action that lost the race with the hang-up: the runner's finish keeps its take."""
         ctx = CallContext.from_dict(saved.state)
-        assert ctx.state is not None
-        ctx.state.vars["pending_recording"] = calls.recording_ref(recording_sid)
+        ref = calls.recording_ref(recording_sid)
+        if ctx.state is None or ref in ctx.kept:  # a retry of a take the call already kept
+            return
+        ctx.state.vars["pending_recording"] = ref
         ctx.spooled = []  # already written by the call's own finish
         self.runner.finish(ctx)
 
