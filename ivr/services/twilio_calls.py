@@ -13,9 +13,9 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -91,10 +91,10 @@ def claim_step(session: Session, call_sid: str, version: int, state: dict[str, A
                               "updated_at": now, "finished_at": now if finished else None}
     if fingerprint is not None:
         values["last_fingerprint"] = fingerprint
-    claimed = session.execute(
+    result = cast(CursorResult[Any], session.execute(
         update(TwilioCall).where(TwilioCall.call_sid == call_sid, TwilioCall.version == version).values(values)
-    ).rowcount
-    return bool(claimed)
+    ))
+    return bool(result.rowcount)
 
 
 # ---- recordings ---------------------------------------------------------------------------
@@ -194,11 +194,11 @@ def keep_take(session: Session, recording_sid: str, call_sid: str, args: Mapping
         return None
     spec = json.dumps(dict(args))
     # Only a still-pending row takes the note unseen; if the job finished first, register here.
-    waiting = session.execute(
+    waiting = cast(CursorResult[Any], session.execute(
         update(TwilioRecording)
         .where(TwilioRecording.id == row.id, TwilioRecording.status == "pending")
         .values(keep=spec, updated_at=utcnow())
-    ).rowcount
+    )).rowcount
     session.expire(row)
     if waiting:
         return None
