@@ -34,14 +34,16 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from sqlalchemy.exc import OperationalError
 
     from ivr.flow.definition import FlowError
+    from ivr.infra.spool import SpoolError
     from ivr.jobqueue import JobError
     from ivr.prompts import CatalogueError, PromptBuildError
     from ivr.services.cases import CaseImportError
+    from ivr.services.messages import MessageError
     from ivr.services.users import UserError
 
     return (
         ConfigError, FlowError, CatalogueError, PromptBuildError, CaseImportError, UserError, JobError,
-        OperationalError, OSError,
+        OperationalError, OSError, SpoolError, MessageError,
     )
 
 
@@ -315,7 +317,7 @@ def _fail_lines(problems: list[str]) -> NoReturn:
 
 @main.group()
 def spool() -> None:
-    """Calls waiting on disk while the database was down."""
+    """Calls and messages waiting on disk (database down, or a message that could not be registered)."""
 
 
 @spool.command("replay")
@@ -325,13 +327,45 @@ def spool_replay(ctx: click.Context) -> None:
     """Ingest spooled calls and messages into the database."""
     # per command: importing the program up front costs start-up time (module docstring)
     from ivr.db import make_sessionmaker
-    from ivr.infra.spool import Spool
+    from ivr.services.spooled import open_spool
 
     settings = _settings(ctx)
-    report = Spool(settings.spool_dir).replay(make_sessionmaker(_engine(settings)))
+    report = open_spool(settings).replay(make_sessionmaker(_engine(settings)))
     click.echo(f"{report.ingested} ingested, {report.waiting} waiting, {len(report.rejected)} rejected")
     if report.waiting or report.rejected:
         sys.exit(1)
+
+
+@spool.command("list")
+@click.pass_context
+@friendly
+def spool_list(ctx: click.Context) -> None:
+    """Spooled files, waiting or rejected, with the reason (tab-separated)."""
+    from ivr.services.spooled import open_spool
+
+    settings = _settings(ctx)
+    entries = open_spool(settings).entries()
+    for e in entries:
+        click.echo("\t".join([e.id, e.state, e.line, e.channel_id, ",".join(e.kinds), ",".join(e.topics), e.reason]))
+    if not entries:
+        click.echo("the spool is empty")
+
+
+@spool.command("register")
+@click.argument("spool_id")
+@click.option("--topic", default=None, help="topic code for the message(s), e.g. when the spooled one is gone")
+@click.pass_context
+@friendly
+def spool_register(ctx: click.Context, spool_id: str, topic: str | None) -> None:
+    """Register one spooled file by hand (by its id from `ivr spool list`)."""
+    from ivr.db import make_sessionmaker
+    from ivr.services.spooled import open_spool
+
+    settings = _settings(ctx)
+    codes = open_spool(settings).register(
+        spool_id, make_sessionmaker(_engine(settings)), topic=topic
+    )
+    click.echo(f"registered: {', '.join(codes) or 'the call log only'}")
 
 
 def _ensure_schema(settings: Settings) -> None:

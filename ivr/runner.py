@@ -1,17 +1,23 @@
 """Running one phone call: the engine's steps, the business actions, the call log.
 
-Drivers give this module a *telephone* (anything with `perform(instruction) -> event`);
-`CallRunner.run` drives the engine over it, runs the actions the flow asks for against
-the services, and, whatever happens, finishes the call: a caller who hung up after
-speaking keeps the message, unused recordings are removed, and the call is logged
-(or spooled to disk when the database is down). Any unexpected error ends in one
-place: a short apology and the operators' queue, never dead air.
+`CallRunner` owns one operation, `advance(ctx, event)`: apply what the caller did and run
+the business actions the flow asks for until the call needs the caller again; the
+answer is an instruction (`ivr.flow.steps`), a `Hold` (background work the call waits
+for: a recording still being fetched) or a `Handover` (the one error path: a short
+apology and the operators' queue), or `End`. `start` and `finish` open and close a call.
+Every driver uses it: the AGI driver loops over it on its socket (`run`), the Twilio
+driver calls it once per webhook with the context it keeps between webhooks.
+
+Every action ends as one of its declared results: an exception inside an action is
+logged and becomes `failed`. A message is announced only once its row is committed;
+when registering fails for any reason the audio is kept in the spool with the reason
+(`ivr spool replay` registers it later), and `finish` logs the call whatever happened.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -26,12 +32,22 @@ from ivr.config import Settings
 from ivr.db import make_engine, make_sessionmaker, transaction
 from ivr.flow.definition import load_flow
 from ivr.flow.engine import ActionResult, CallState, End, Engine, stronger_outcome
-from ivr.flow.steps import ActionRequest, Event, Instruction, Play, SetVariable, Started, Transfer
-from ivr.identifiers import is_valid_tracking_code, new_tracking_code
-from ivr.infra.spool import Spool
+from ivr.flow.steps import (
+    ActionRequest,
+    Done,
+    Event,
+    HungUp,
+    Instruction,
+    Play,
+    SetVariable,
+    Started,
+    Transfer,
+)
+from ivr.identifiers import is_valid_tracking_code
 from ivr.infra.storage import AudioError, AudioStore, StoredAudio, has_speech
 from ivr.models import Call, Message, utcnow
 from ivr.services import cases as case_service
+from ivr.services import twilio_calls
 from ivr.services.call_log import CallRecord, save_call_row
 from ivr.services.feedback import FeedbackError, record_feedback
 from ivr.services.messages import (
@@ -41,6 +57,7 @@ from ivr.services.messages import (
     register_message,
 )
 from ivr.services.operators import operators_open
+from ivr.services.spooled import open_spool
 from ivr.speech import persian
 from ivr.vocabulary import TRACKING_CODE_VARIABLE
 
@@ -48,10 +65,33 @@ log = logging.getLogger(__name__)
 
 # The database is down, unreachable or saturated: spool or fall back, never lose the call.
 DB_ERRORS = (OperationalError, InterfaceError, PoolTimeout)
+PENDING = "pending"  # an action result: its input is not there yet (the runner answers Hold)
+FAILED = "failed"  # an action result: it could not do its work (every action node maps it)
+MAX_HOLDS = 20  # Holds (of HOLD_SECONDS) a caller waits for background work before the apology
+HOLD_SECONDS = 1
+APOLOGY = ("sorry_technical",)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Wait `seconds` for background work (a recording being fetched), then `advance` again with Done."""
+
+    seconds: int = HOLD_SECONDS
+
+
+@dataclass(frozen=True)
+class Handover:
+    """The one error path: play `prompts`, then hand the caller to `target`; the call is over."""
+
+    prompts: tuple[str, ...] = APOLOGY
+    target: str = "operator"
+
+
+Next = Instruction | Hold | Handover | End
 
 
 class Telephone(Protocol):
-    """What a driver offers the runner: carry out one instruction, report what happened."""
+    """What a looping driver offers the runner: carry out one instruction, report what happened."""
 
     def perform(self, instruction: Instruction) -> Event:
         """Carry out `instruction` on the call and return the resulting event."""
@@ -60,7 +100,7 @@ class Telephone(Protocol):
 
 @dataclass
 class CallContext:
-    """One call in progress: its log record and what it produced."""
+    """One call in progress: its log record, the engine state and what it produced."""
 
     record: CallRecord
     state: CallState | None = None
@@ -71,7 +111,40 @@ class CallContext:
     earlier_outcome: str | None = None
     earlier_messages: int = 0
     late_code: str | None = None
-    registering: Future[str | None] | None = None
+    waiting: dict[str, Any] | None = None  # the action a Hold waits on (name, args)
+    holds: int = 0
+    failing: bool = False
+    kept: list[str] = field(default_factory=list)  # takes registered or spooled: never kept twice
+    sets_variables: bool = True  # False: the transport has no channel variables (Twilio)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What a webhook driver keeps between two requests (plain data)."""
+        assert self.state is not None
+        return {"flow": self.state.to_dict(), "record": self.record.to_dict(), "waiting": self.waiting,
+                "holds": self.holds, "earlier": [self.earlier_keys, self.earlier_outcome],
+                "numbered": self.earlier_messages + len(self.messages), "spooled": self.spooled,
+                "failing": self.failing, "kept": self.kept, "sets_variables": self.sets_variables}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CallContext:
+        """Rebuild a context saved with `to_dict`."""
+        ctx = cls(record=CallRecord.from_dict(data["record"]), state=CallState.from_dict(data["flow"]))
+        # "action"/"polls": what calls in progress across an upgrade saved before the runner held them.
+        ctx.waiting = data.get("waiting") or data.get("action")
+        ctx.holds = int(data.get("holds", data.get("polls", 0)))
+        ctx.earlier_keys, ctx.earlier_outcome = data.get("earlier") or ["", None]
+        # Numbering only: the messages themselves were registered by earlier webhooks.
+        ctx.earlier_messages = int(data.get("numbered", 0))
+        ctx.spooled = list(data.get("spooled") or [])
+        ctx.failing = bool(data.get("failing", False))
+        ctx.kept = list(data.get("kept") or [])
+        ctx.sets_variables = bool(data.get("sets_variables", True))
+        return ctx
+
+    @property
+    def cid(self) -> str:
+        """The call's id in log lines."""
+        return self.record.channel_id
 
 
 def recording_ref(rel_path: str) -> str:
@@ -80,7 +153,11 @@ def recording_ref(rel_path: str) -> str:
 
 
 class CallActions:
-    """The business work the flow asks for, each in its own short transaction."""
+    """The business work the flow asks for, each in its own short transaction.
+
+    A take (`recording` variable) is a file in `incoming/` (Asterisk) or a Twilio
+    recording reference (`twilio:RE...`, fetched by a job into storage).
+    """
 
     def __init__(
         self,
@@ -97,116 +174,146 @@ class CallActions:
         self.factory = factory
         self.settings = settings
         self.store = AudioStore(settings.recordings_dir)
-        self.spool = Spool(settings.spool_dir)
+        self.spool = open_spool(settings)
         self.clock = clock
         self.outcome_rank = tuple(outcome_rank if outcome_rank is not None else load_flow().outcome_rank)
-        self.workers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="register")
 
     def run(self, req: ActionRequest, ctx: CallContext) -> ActionResult:
         """Run the action named in `req`; unknown names are a definition error."""
         method = getattr(self, f"do_{req.name}", None)
         if method is None:
             raise LookupError(f"the flow asks for an unknown action {req.name!r}")
-        return method(req.args, ctx)
+        result: ActionResult = method(req.args, ctx)
+        return result
 
     # ---- recordings and messages --------------------------------------------------
 
     def do_check_recording(self, args: dict[str, str], ctx: CallContext) -> ActionResult:
-        """Is there speech in the recording just made? Silence is thrown away."""
-        path = Path(args["recording"])
+        """Is there speech in the recording just made? Silence is thrown away; `pending` until fetched."""
+        ref = args.get("recording", "")
+        sid = twilio_calls.sid_of(ref)
+        if sid is not None:
+            with transaction(self.factory, readonly=True) as s:
+                status = twilio_calls.recording_status(s, sid)
+            if status == PENDING:
+                return ActionResult(PENDING)
+            return ActionResult("speech" if status == "speech" else "empty")
+        if not ref:
+            return ActionResult("empty")  # nothing was recorded at all
+        path = Path(ref)
         ctx.incoming.append(str(path))
-        if path.is_file() and has_speech(
-            path,
-            min_speech_ms=self.settings.min_speech_ms,
-            threshold_dbfs=self.settings.silence_threshold_dbfs,
-        ):
+        if path.is_file() and self._speech(path):
             return ActionResult("speech")
         path.unlink(missing_ok=True)
         return ActionResult("empty")
 
     def do_discard_recording(self, args: dict[str, str], ctx: CallContext) -> ActionResult:
         """The caller chose to record again: the first take is deleted."""
-        Path(args["recording"]).unlink(missing_ok=True)
+        ref = args.get("recording", "")
+        sid = twilio_calls.sid_of(ref)
+        if sid is None:
+            if ref:
+                Path(ref).unlink(missing_ok=True)
+            return ActionResult("ok")
+        with transaction(self.factory) as s:
+            rel_path = twilio_calls.discard_take(s, sid)
+        if rel_path is not None:
+            self.store.path_of(rel_path).unlink(missing_ok=True)
         return ActionResult("ok")
 
     def do_register_message(self, args: dict[str, str], ctx: CallContext) -> ActionResult:
-        """Start storing the recording and registering the message, in the background.
+        """Store the take and register the message; `ok` with its tracking code once committed.
 
-        The caller hears "your message is registered" meanwhile; `message_code` then
-        collects the tracking code. Whatever happens to the call, `finish` waits for it.
+        On any failure the audio is kept in the spool with the reason, and the result is
+        `failed`: the caller is never told "registered" for a message that is not.
         """
-        ctx.registering = self.workers.submit(self.keep_message, dict(args), ctx)
-        return ActionResult("started")
-
-    def do_message_code(self, args: dict[str, str], ctx: CallContext) -> ActionResult:
-        """The tracking code of the message being registered (waits for it if need be)."""
-        future, ctx.registering = ctx.registering, None
-        code = future.result() if future is not None else None
+        code = self.keep_message(args, ctx)
         if code is None:
-            return ActionResult("failed")
+            return ActionResult(FAILED)
         return ActionResult("ok", {"tracking_code": code})
 
-    def keep_message(self, args: dict[str, str], ctx: CallContext) -> str | None:
-        """Move the recording into storage and register it; the tracking code, or None."""
+    def keep_message(self, args: Mapping[str, Any], ctx: CallContext) -> str | None:
+        """Store the take and register its message; the tracking code, or None (then it is spooled)."""
+        ref = str(args.get("recording") or "")
+        sid = twilio_calls.sid_of(ref)
+        spec = self._spec(args, ctx, sid)
+        ctx.kept.append(ref)
         try:
-            audio = self.store.store(Path(args["recording"]))
-        except AudioError as exc:
-            log.error("call %s: recording lost before storing: %s", ctx.record.channel_id, exc)
+            audio = self._stored_take(ref, sid)
+        except Exception as exc:
+            self._spool_message(ctx, spec, exc, raw=None if sid else Path(ref))
             return None
-        return self.register_stored(args, audio, ctx)
+        return self.register_stored(spec, audio, ctx, sid)
 
-    def register_stored(
-        self,
-        args: dict[str, Any],
-        audio: StoredAudio,
-        ctx: CallContext,
-        *,
-        origin_key: str | None = None,
-        on_registered: Callable[[Session, Message], None] | None = None,
-    ) -> str | None:
-        """Register a message for audio already in storage (spooled if the database is down).
+    def register_stored(self, spec: dict[str, Any], audio: StoredAudio, ctx: CallContext,
+                        recording_sid: str | None = None) -> str | None:
+        """Register a message for audio already in storage; spooled (with the reason) on any failure."""
+        try:
+            with transaction(self.factory) as s:
+                call = save_call_row(s, ctx.record)
+                msg = register_message(
+                    s,
+                    line=spec["line"],
+                    kind=spec["kind"],
+                    source="phone_voice",
+                    caller=ctx.record.caller,
+                    citizen_id=call.citizen_id,
+                    topic_code=spec["topic"],
+                    district=int(spec["district"]) if spec["district"] else None,
+                    call_id=call.id,
+                    audio=audio,
+                    origin_key=spec["origin_key"],
+                )
+                if recording_sid is not None:
+                    twilio_calls.link_message(s, recording_sid, msg.id)
+                code = msg.tracking_code
+        except Exception as exc:
+            self._spool_message(ctx, {**spec, "audio": asdict(audio)}, exc)
+            return None
+        ctx.messages.append({**spec, "tracking_code": code})
+        log.info("call %s: message %s registered", ctx.cid, code)
+        return code
 
-        `origin_key` defaults to the call's n-th message; `on_registered` runs in the same
-        transaction (a driver linking its own rows).
-        """
+    def _spec(self, args: Mapping[str, Any], ctx: CallContext, recording_sid: str | None) -> dict[str, Any]:
         n = ctx.earlier_messages + len(ctx.messages) + len(ctx.spooled) + 1
-        spec = {
+        take = recording_sid or n  # one message per Twilio recording, however often it is registered
+        return {
             "line": args.get("line") or ctx.record.line,
-            "kind": args["kind"],
+            "kind": args.get("kind") or "",
             "topic": args.get("topic") or None,
             "district": args.get("district") or None,
             "source": "phone_voice",
-            "audio": asdict(audio),
-            "origin_key": origin_key or f"{ctx.record.driver}:{ctx.record.channel_id}:{n}",
+            "origin_key": f"{ctx.record.driver}:{ctx.cid}:{take}",
+            **({"recording_sid": recording_sid} if recording_sid else {}),
         }
-        if not ctx.spooled:
+
+    def _stored_take(self, ref: str, recording_sid: str | None) -> StoredAudio:
+        if recording_sid is None:
+            return self.store.store(Path(ref))
+        with transaction(self.factory, readonly=True) as s:
+            audio = twilio_calls.take_audio(s, recording_sid)
+        if audio is None:
+            raise AudioError(f"the Twilio recording {recording_sid} is not in storage")
+        return audio
+
+    def _spool_message(self, ctx: CallContext, spec: dict[str, Any], exc: Exception, *, raw: Path | None = None) -> None:
+        """Registering failed: keep the audio in the spool with the reason (written by `finish`)."""
+        reason = f"{type(exc).__name__}: {exc}"[:500]
+        log.error("call %s: message not registered, kept in the spool: %s", ctx.cid, reason,
+                  exc_info=not isinstance(exc, DB_ERRORS))
+        entry = {**spec, "reason": reason}
+        if raw is not None and raw.is_file():
             try:
-                with transaction(self.factory) as s:
-                    call = save_call_row(s, ctx.record)
-                    msg = register_message(
-                        s,
-                        line=spec["line"],
-                        kind=spec["kind"],
-                        source="phone_voice",
-                        caller=ctx.record.caller,
-                        citizen_id=call.citizen_id,
-                        topic_code=spec["topic"],
-                        district=int(spec["district"]) if spec["district"] else None,
-                        call_id=call.id,
-                        audio=audio,
-                        origin_key=spec["origin_key"],
-                    )
-                    if on_registered is not None:
-                        on_registered(s, msg)
-                    code = msg.tracking_code
-                ctx.messages.append({**spec, "tracking_code": code})
-                log.info("call %s: message %s registered", ctx.record.channel_id, code)
-                return code
-            except DB_ERRORS as exc:
-                log.error("call %s: database down, spooling the message: %s", ctx.record.channel_id, exc)
-        code = new_tracking_code()
-        ctx.spooled.append({**spec, "tracking_code": code})
-        return code
+                entry["file"] = self.spool.keep_audio(raw)
+            except OSError:
+                log.exception("call %s: the recording could not be moved into the spool either", ctx.cid)
+        ctx.spooled.append(entry)
+        ctx.record.outcome = "failed"
+        ctx.record.error = f"message not registered: {reason}"[:2000]
+
+    def _speech(self, path: Path) -> bool:
+        return has_speech(path, min_speech_ms=self.settings.min_speech_ms,
+                          threshold_dbfs=self.settings.silence_threshold_dbfs)
 
     # ---- follow-up ------------------------------------------------------------------
 
@@ -317,49 +424,86 @@ class CallActions:
         except DB_ERRORS as exc:
             log.warning("call %s: could not look up an earlier session: %s", ctx.record.channel_id, exc)
 
-
     def finish(self, ctx: CallContext) -> None:
-        """Keep a message left before a hang-up, tidy recordings, and log the call."""
-        if ctx.registering is not None:  # the caller hung up while it was being registered
-            try:
-                ctx.late_code = ctx.registering.result()
-            except Exception:
-                log.exception("call %s: registering the message failed", ctx.record.channel_id)
-            ctx.registering = None
+        """Keep a message left before a hang-up, tidy recordings, and log the call, whatever fails."""
         state = ctx.state
         if state is not None:
-            self.keep_pending_recording(ctx, state)
+            try:
+                self.keep_pending_recording(ctx, state)
+            except Exception:
+                log.exception("call %s: the take left at the hang-up could not be kept", ctx.cid)
             ctx.record.keys = ctx.earlier_keys + state.keys
             ctx.record.outcome = ctx.record.outcome or state.outcome or "dropped"
         if ctx.earlier_outcome:
             ctx.record.outcome = stronger_outcome(self.outcome_rank, ctx.earlier_outcome, ctx.record.outcome)
         ctx.record.ended_at = utcnow()
+        if ctx.spooled:  # written first: the audio is safe whatever the database does next
+            try:
+                self.spool.put(ctx.record, ctx.spooled)
+            except Exception:
+                log.exception("call %s: the spool could not be written", ctx.cid)
         for path in ctx.incoming:
-            Path(path).unlink(missing_ok=True)  # unused takes; kept ones were moved away
-        if ctx.spooled:
-            self.spool.put(ctx.record, ctx.spooled)
-            return
+            try:
+                Path(path).unlink(missing_ok=True)  # unused takes; kept ones were moved away
+            except OSError:
+                log.warning("call %s: could not remove %s", ctx.cid, path)
         try:
             with transaction(self.factory) as s:
                 save_call_row(s, ctx.record)
-        except DB_ERRORS as exc:
-            log.error("call %s: database down, spooling the call log: %s", ctx.record.channel_id, exc)
-            self.spool.put(ctx.record, [])
+        except Exception as exc:
+            log.error("call %s: call log not saved, spooling it: %s", ctx.cid, exc,
+                      exc_info=not isinstance(exc, DB_ERRORS))
+            if not ctx.spooled:  # a file with messages already carries the call record
+                self.spool.put(ctx.record, [])
 
     def keep_pending_recording(self, ctx: CallContext, state: CallState) -> None:
         """The caller hung up after speaking: a take neither kept nor discarded keeps the message."""
-        # A take still in `incoming` was neither kept (moved to storage) nor discarded.
-        pending = state.vars.get("pending_recording") or state.vars.get("recording")
-        if pending and Path(pending).is_file():
-            ctx.incoming.append(pending)
-            if has_speech(
-                Path(pending),
-                min_speech_ms=self.settings.min_speech_ms,
-                threshold_dbfs=self.settings.silence_threshold_dbfs,
-            ) and state.vars.get("kind"):
-                ctx.late_code = self.keep_message({**state.vars, "recording": pending}, ctx)
-                if ctx.late_code:
-                    state.outcome = "message_registered"
+        ref = str(state.vars.get("pending_recording") or state.vars.get("recording") or "")
+        if not ref or not state.vars.get("kind") or ref in ctx.kept:
+            return
+        sid = twilio_calls.sid_of(ref)
+        if sid is not None:
+            with transaction(self.factory) as s:
+                take = twilio_calls.keep_take(s, sid, ctx.cid, twilio_calls.keep_args(state.vars))
+            if take is not None:  # fetched already; otherwise the fetch job registers it
+                self._keep_late(ctx, take.args, take.audio, sid, state)
+            return
+        path = Path(ref)
+        if not path.is_file():
+            return  # kept (moved to storage) or discarded already
+        ctx.incoming.append(ref)
+        if self._speech(path):
+            code = self.keep_message({**state.vars, "recording": ref}, ctx)
+            if code:
+                ctx.late_code = code
+                state.outcome = "message_registered"
+
+    def _keep_late(self, ctx: CallContext, args: Mapping[str, str], audio: StoredAudio, sid: str,
+                   state: CallState | None) -> str | None:
+        ctx.kept.append(twilio_calls.recording_ref(sid))
+        before = ctx.record.outcome
+        ctx.record.outcome = stronger_outcome(self.outcome_rank, before, "message_registered")  # saved with the message
+        code = self.register_stored(self._spec(args, ctx, sid), audio, ctx, sid)
+        if code is not None:
+            ctx.late_code = code
+            if state is not None:
+                state.outcome = "message_registered"
+        return code
+
+    def keep_late_take(self, recording_sid: str) -> str | None:
+        """A take fetched after its caller hung up (the fetch job): register it and mark the call."""
+        with transaction(self.factory, readonly=True) as s:
+            take = twilio_calls.late_take(s, recording_sid)
+            call = s.scalar(select(Call).where(Call.channel_id == take.call_sid)) if take is not None else None
+            if take is None or call is None:
+                return None
+            record = CallRecord(call.channel_id, call.line_code, call.driver, call.caller_number, call.started_at,
+                                call.answered_at, call.ended_at, call.keys, call.outcome, call.error)
+        ctx = CallContext(record=record)
+        code = self._keep_late(ctx, take.args, take.audio, recording_sid, None)
+        if code is None:
+            self.spool.put(ctx.record, ctx.spooled)
+        return code
 
     def replay_spool(self) -> None:
         """Ingest spooled calls if the database is back (cheap when the spool is empty)."""
@@ -380,85 +524,168 @@ def case_prompts(case: Any, currency: str) -> list[str]:
 
 
 class CallRunner:
-    """Runs calls: one engine and one set of actions shared by every call."""
+    """Runs calls: one engine and one set of actions shared by every call and every driver."""
 
     def __init__(self, engine: Engine, actions: CallActions) -> None:
         self.engine = engine
         self.actions = actions
 
-    def run(
-        self,
-        telephone: Telephone,
-        record: CallRecord,
-        *,
-        start_node: str | None = None,
-        resume: bool = False,
-        on_state: Callable[[CallState], None] | None = None,
-        first: tuple[CallState, Event | Exception] | None = None,
-    ) -> CallContext:
-        """Run one call to its end over `telephone`; always logs it.
+    # ---- the one operation, and the ends of a call ---------------------------------
 
-        `resume` continues the call row and message numbering of an earlier session
-        on the same channel (the dialplan re-enters the flow after an unanswered queue).
-        `first`: the driver already started the engine and performed its first
-        instruction (classic AGI, before this runner was loaded): the state, and the
-        event (or the error) that instruction ended with.
-        """
-        ctx = CallContext(record=record)
-        cid = record.channel_id
+    def start(self, record: CallRecord, *, entry: str | None = None, sets_variables: bool = True) -> tuple[CallContext, Next]:
+        """A new call (or, with `entry`, a named re-entry such as `after_queue`): its context and first step."""
+        ctx = CallContext(record=record, sets_variables=sets_variables)
         try:
-            if resume:  # a later session of a call already logged (back from the queue)
+            if entry is not None:  # a later session of a call already logged
                 self.actions.begin(ctx)
-            if first is not None:
-                state, outcome = first
-                ctx.state = state
-                if isinstance(outcome, Exception):
-                    raise outcome
-                step = self.engine.advance(state, outcome)
-            else:
-                state, step = self.engine.start(record.line, {"caller": record.caller or ""})
-                ctx.state = state
-            if start_node:
-                state.node = start_node
+            state, step = self.engine.start(record.line, {"caller": record.caller or ""})
+            ctx.state = state
+            if entry is not None:
+                state.node = self.entry_node(record.line, entry)
                 step = self.engine.advance(state, Started())
+            return ctx, self._settle(ctx, step)
+        except Exception as exc:
+            return ctx, self._fail(ctx, exc)
+
+    def adopt(self, record: CallRecord, state: CallState) -> CallContext:
+        """A call whose engine the driver started itself (classic AGI, before this runner was loaded)."""
+        return CallContext(record=record, state=state)
+
+    def advance(self, ctx: CallContext, event: Event) -> Next:
+        """Apply `event` and run actions until the call needs the caller; never raises."""
+        try:
+            if ctx.failing:  # the apology has been handed over: nothing more to say
+                return End()
+            assert ctx.state is not None
+            if ctx.waiting is not None:
+                request, ctx.waiting = ActionRequest(**ctx.waiting), None
+                if isinstance(event, HungUp):
+                    ctx.holds = 0
+                    return self._settle(ctx, self.engine.advance(ctx.state, event))
+                return self._settle(ctx, request)
+            return self._settle(ctx, self.engine.advance(ctx.state, event))
+        except Exception as exc:
+            return self._fail(ctx, exc)
+
+    def fail(self, ctx: CallContext, exc: BaseException) -> Next:
+        """A driver's error around the runner (its transport broke): the one error path."""
+        return self._fail(ctx, exc)
+
+    def finish(self, ctx: CallContext) -> None:
+        """Log the call and keep what it left; never raises."""
+        try:
+            self.actions.finish(ctx)
+        except Exception:
+            log.exception("call %s: could not be logged", ctx.cid)
+
+    def entry_node(self, line: str, entry: str) -> str:
+        """The node a named re-entry starts at (menus.yaml, `entries` of the line)."""
+        node = self.engine.flow.lines[line].entries.get(entry)
+        if node is None:
+            raise LookupError(f"line {line} names no entry {entry!r} in the menus")
+        return node
+
+    # ---- the AGI driver's loop -----------------------------------------------------
+
+    def run(self, telephone: Telephone, record: CallRecord, *, entry: str | None = None,
+            first: tuple[CallState, Event | Exception] | None = None) -> CallContext:
+        """Run one call to its end over a telephone that performs one instruction at a time; always logs it.
+
+        `first`: the driver already started the engine and performed its first
+        instruction (classic AGI): the state, and the event (or error) it ended with.
+        """
+        if first is not None:
+            ctx = self.adopt(record, first[0])
+            step = self.fail(ctx, first[1]) if isinstance(first[1], Exception) else self.advance(ctx, first[1])
+        else:
+            ctx, step = self.start(record, entry=entry)
+        try:
             while not isinstance(step, End):
-                if isinstance(step, ActionRequest):
-                    result = self.actions.run(step, ctx)
-                    log.info("call %s: %s action %s → %s", cid, state.node, step.name, result.outcome)
-                    step = self.engine.on_action(state, result)
+                if isinstance(step, Hold):
+                    time.sleep(step.seconds)
+                    step = self.advance(ctx, Done())
                     continue
-                event = telephone.perform(step)
-                log.info("call %s: %s %s → %s", cid, state.node, type(step).__name__, event)
-                step = self.engine.advance(state, event)
-        except Exception as exc:  # one defined place for every unexpected error
-            log.exception("call %s: failed at node %s", cid, ctx.state.node if ctx.state else "-")
-            record.outcome = "failed"
-            record.error = f"{type(exc).__name__}: {exc}"[:2000]
-            try:
-                telephone.perform(Play(prompts=("sorry_technical",)))
-                telephone.perform(Transfer(target="operator"))
-            except Exception:
-                log.warning("call %s: could not hand the caller to the operators", cid)
+                try:
+                    if isinstance(step, Handover):
+                        telephone.perform(Play(prompts=step.prompts))
+                        telephone.perform(Transfer(target=step.target))
+                        break
+                    event = telephone.perform(step)
+                except Exception as exc:
+                    step = self.fail(ctx, exc)
+                    continue
+                step = self.advance(ctx, event)
         finally:
-            try:
-                self.actions.finish(ctx)
-            except Exception:
-                log.exception("call %s: could not be logged", cid)
+            self.finish(ctx)
             if ctx.late_code:
                 # Kept after the hang-up: the dialplan's hang-up handler still reads it.
                 try:
                     telephone.perform(SetVariable(name=TRACKING_CODE_VARIABLE, value=ctx.late_code))
                 except Exception:
-                    log.warning("call %s: could not set TRACKING_CODE after the hang-up", cid)
+                    log.warning("call %s: could not set TRACKING_CODE after the hang-up", ctx.cid)
         return ctx
+
+    # ---- inside ------------------------------------------------------------------------
+
+    def _settle(self, ctx: CallContext, step: Any) -> Next:
+        """Run actions (and, without channel variables, skip SetVariable) until a step needs the caller."""
+        state = ctx.state
+        assert state is not None
+        while True:
+            if isinstance(step, ActionRequest):
+                result = self._perform(ctx, step)
+                if result.outcome == PENDING:
+                    if ctx.holds < MAX_HOLDS:
+                        ctx.waiting, ctx.holds = {"name": step.name, "args": dict(step.args)}, ctx.holds + 1
+                        return Hold()
+                    log.error("call %s: %s still pending after %d waits", ctx.cid, step.name, ctx.holds)
+                    result = ActionResult(FAILED)
+                ctx.holds = 0
+                log.info("call %s: %s action %s → %s", ctx.cid, state.node, step.name, result.outcome)
+                step = self.engine.on_action(state, result)
+            elif isinstance(step, SetVariable) and not ctx.sets_variables:
+                step = self.engine.advance(state, Done())
+            else:
+                return step
+
+    def _perform(self, ctx: CallContext, req: ActionRequest) -> ActionResult:
+        """One action; an exception inside it is logged and becomes its `failed` result."""
+        try:
+            return self.actions.run(req, ctx)
+        except Exception as exc:
+            if isinstance(exc, DB_ERRORS):
+                log.error("call %s: action %s failed, database unavailable: %s", ctx.cid, req.name, exc)
+            else:
+                log.exception("call %s: action %s failed", ctx.cid, req.name)
+            ctx.record.outcome = "failed"
+            ctx.record.error = f"{type(exc).__name__}: {exc}"[:2000]
+            return ActionResult(FAILED)
+
+    def _fail(self, ctx: CallContext, exc: BaseException) -> Next:
+        """The one error path: log, mark the call failed, and hand the caller over (once)."""
+        node = ctx.state.node if ctx.state else "-"
+        if isinstance(exc, DB_ERRORS):
+            log.error("call %s: database unavailable at %s: %s", ctx.cid, node, exc)
+        else:
+            log.error("call %s: failed at node %s", ctx.cid, node, exc_info=exc)
+        ctx.record.outcome = "failed"
+        ctx.record.error = ctx.record.error or f"{type(exc).__name__}: {exc}"[:2000]
+        ctx.waiting = None
+        if ctx.state is not None:
+            ctx.state.finished = True
+        if ctx.failing:
+            return End()
+        ctx.failing = True
+        return Handover()
 
 
 def build_runner(
-    settings: Settings, factory: sessionmaker[Session] | None = None, *, engine: Engine | None = None
+    settings: Settings, factory: sessionmaker[Session] | None = None, *, engine: Engine | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> CallRunner:
     """The runner for this deployment: the packaged flow, the database, storage and spool."""
     if factory is None:
         factory = make_sessionmaker(make_engine(settings.database_url))
     if engine is None:
         engine = Engine(load_flow(), currency=settings.currency)
-    return CallRunner(engine, CallActions(factory, settings, outcome_rank=engine.flow.outcome_rank))
+    return CallRunner(engine, CallActions(factory, settings, clock=clock, outcome_rank=engine.flow.outcome_rank))

@@ -14,17 +14,17 @@ from ivr.drivers.twilio.recordings import FETCH_JOB, fetch_recording_job
 from ivr.followthrough.jobs import followthrough_sweep_job, reply_followup_job
 from ivr.infra.notify import LocalNotifier, TwilioNotifier
 from ivr.infra.reply_calls import AsteriskCallFiles, TwilioReplyCalls
-from ivr.infra.spool import Spool
 from ivr.infra.twilio_rest import TwilioRecordings
 from ivr.jobqueue import InProcessJobs, JobContext, JobRegistry, Jobs, RedisJobs
 from ivr.jobqueue import build_jobs as queue_for
 from ivr.ports import Notifier, Outbound, ReplyCaller
 from ivr.services.sms import sms_send_job
+from ivr.services.spooled import open_spool
 
 
 def replay_spool_job(ctx: JobContext) -> int:
     """Job `spool.replay`: ingest calls that waited in the spool while the database was down."""
-    return Spool(ctx.settings.spool_dir).replay(ctx.session_factory).ingested
+    return open_spool(ctx.settings).replay(ctx.session_factory).ingested
 
 
 def build_registry() -> JobRegistry:

@@ -260,7 +260,7 @@ def test_journey_hangup_at_every_step_leaves_closed_call_record(
     assert list(settings.incoming_dir.glob("*")) == []
 
 
-def test_journey_database_down_caller_still_gets_code_and_message_is_replayed(
+def test_journey_database_down_caller_hears_not_registered_and_message_is_replayed(
     settings: Settings, session_factory: sessionmaker[Session], db: Session, city: dict[str, int]
 ) -> None:
     import threading
@@ -273,14 +273,16 @@ def test_journey_database_down_caller_still_gets_code_and_message_is_replayed(
     finally:
         server.shutdown(5)
         down.dispose()
-    code = fake.variables["TRACKING_CODE"]
-    assert code_heard_twice(fake, code)
-    spool = Spool(settings.spool_dir)
+    assert "TRACKING_CODE" not in fake.variables
+    assert "message_registered" not in fake.heard
+    assert fake.heard[-2:] == ["message_not_registered", "connecting_to_operator"]  # working hours
+    spool = Spool(settings.spool_dir, settings.recordings_dir)
     assert len(spool.pending()) == 1
     assert spool.replay(session_factory).ingested == 1
-    msg = db.scalar(select(Message).where(Message.tracking_code == code))
+    msg = db.scalar(select(Message).where(Message.origin_key == f"agi:{fake.uniqueid}:1"))
     assert msg is not None and len(msg.recordings) == 1
-    assert call_row(db, fake).outcome == "message_registered"
+    assert call_row(db, fake).outcome == "failed"
+    assert list(settings.incoming_dir.glob("*")) == []
 
 
 def test_journey_many_concurrent_callers_each_get_their_own_message(settings: Settings, tmp_path: Path) -> None:

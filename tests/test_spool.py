@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from ivr.config import Settings
 from ivr.db import make_engine, make_sessionmaker
 from ivr.identifiers import is_valid_tracking_code
-from ivr.infra.spool import Spool
 from ivr.models import Call, Message, Recording, utcnow
 from ivr.runner import CallActions, CallContext
 from ivr.services.call_log import CallRecord
+from ivr.services.spooled import open_spool
 from tests.fakes import write_speech_wav
 
 
@@ -34,12 +34,12 @@ def _call(channel_id: str = "1700000000.42") -> CallRecord:
     return CallRecord(channel_id=channel_id, line="1888", driver="agi", caller="09121234567", started_at=now, answered_at=now)
 
 
-def _leave_message(actions: CallActions, settings: Settings, ctx: CallContext) -> tuple[str, Path]:
+def _leave_message(actions: CallActions, settings: Settings, ctx: CallContext) -> Path:
+    """A message left with the database down: not registered (no code told), kept in the spool."""
     wav = settings.incoming_dir / f"{ctx.record.channel_id}-1.wav"
     write_speech_wav(wav, seconds=2.0)
-    code = actions.keep_message({"kind": "complaint", "recording": str(wav)}, ctx)
-    assert code is not None
-    return code, wav
+    assert actions.keep_message({"kind": "complaint", "recording": str(wav)}, ctx) is None
+    return wav
 
 
 def test_spool_database_down_message_kept_on_disk_and_replayed_once(
@@ -47,25 +47,27 @@ def test_spool_database_down_message_kept_on_disk_and_replayed_once(
 ) -> None:
     actions = CallActions(down_factory, settings)
     ctx = CallContext(record=_call())
-    code, wav = _leave_message(actions, settings, ctx)
-    ctx.record.keys, ctx.record.outcome = "13#1", "message_registered"
+    wav = _leave_message(actions, settings, ctx)
+    ctx.record.keys = "13#1"
     actions.finish(ctx)
 
-    assert is_valid_tracking_code(code)
     assert not wav.exists()  # moved into storage, not left in incoming
-    spool = Spool(settings.spool_dir)
+    spool = open_spool(settings)
     (spooled,) = spool.pending()
     payload = json.loads(spooled.read_text(encoding="utf-8"))
     stored = settings.recordings_dir / payload["messages"][0]["audio"]["rel_path"]
     assert stored.is_file() and stored.stat().st_size > 8000
+    assert payload["messages"][0]["reason"].startswith("OperationalError")
 
     report = spool.replay(session_factory)
     assert (report.ingested, report.waiting, report.rejected) == (1, 0, [])
     assert spool.pending() == []
-    msg = db.scalar(select(Message).where(Message.tracking_code == code))
+    msg = db.scalar(select(Message).where(Message.origin_key == "agi:1700000000.42:1"))
     assert msg is not None and msg.kind == "complaint" and msg.source == "phone_voice"
+    assert is_valid_tracking_code(msg.tracking_code)
     call = db.scalar(select(Call).where(Call.channel_id == "1700000000.42"))
-    assert call is not None and call.outcome == "message_registered" and call.keys == "13#1"
+    assert call is not None and call.outcome == "failed" and call.keys == "13#1"
+    assert call.error is not None and call.error.startswith("message not registered: OperationalError")
     assert msg.call_id == call.id
     rec = db.scalar(select(Recording).where(Recording.message_id == msg.id))
     assert rec is not None and rec.path == payload["messages"][0]["audio"]["rel_path"]
@@ -78,7 +80,7 @@ def test_spool_replay_twice_never_duplicates(
     ctx = CallContext(record=_call("dup-1"))
     _leave_message(actions, settings, ctx)
     actions.finish(ctx)
-    spool = Spool(settings.spool_dir)
+    spool = open_spool(settings)
     (path,) = spool.pending()
     copy = path.read_text(encoding="utf-8")
     spool.replay(session_factory)
@@ -95,7 +97,7 @@ def test_spool_replay_with_database_still_down_keeps_files(
     ctx = CallContext(record=_call("down-2"))
     _leave_message(actions, settings, ctx)
     actions.finish(ctx)
-    spool = Spool(settings.spool_dir)
+    spool = open_spool(settings)
     report = spool.replay(down_factory)
     assert (report.ingested, report.waiting) == (0, 1)
     assert len(spool.pending()) == 1
@@ -104,7 +106,7 @@ def test_spool_replay_with_database_still_down_keeps_files(
 def test_spool_unusable_file_is_set_aside_not_deleted(
     settings: Settings, session_factory: sessionmaker[Session]
 ) -> None:
-    spool = Spool(settings.spool_dir)
+    spool = open_spool(settings)
     spool.put(_call("bad-3"), [{"line": "1888", "kind": "request", "origin_key": "agi:bad-3:1", "body": "x"}])
     report = spool.replay(session_factory)
     assert report.ingested == 0 and len(report.rejected) == 1
@@ -120,6 +122,6 @@ def test_spool_call_log_only_when_database_down(
     ctx = CallContext(record=_call("log-4"))
     ctx.record.outcome = "dropped"
     actions.finish(ctx)
-    assert Spool(settings.spool_dir).replay(session_factory).ingested == 1
+    assert open_spool(settings).replay(session_factory).ingested == 1
     call = db.scalar(select(Call).where(Call.channel_id == "log-4"))
     assert call is not None and call.outcome == "dropped" and call.ended_at is not None

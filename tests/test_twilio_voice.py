@@ -43,7 +43,7 @@ def jobs() -> QueuedJobs:
 @pytest.fixture
 def app(twilio_settings: Settings, session_factory: sessionmaker[Session], jobs: QueuedJobs, city: dict[str, int]) -> Flask:  # noqa: F811
     app = create_app(twilio_settings, session_factory=session_factory, jobs=jobs)  # type: ignore[arg-type]
-    app.extensions["ivr_twilio"].voice.actions.clock = lambda: datetime.fromisoformat(WORKDAY_NOON)
+    app.extensions["ivr_twilio"].voice.runner.actions.clock = lambda: datetime.fromisoformat(WORKDAY_NOON)
     return app
 
 
@@ -559,8 +559,9 @@ def test_twilio_unexpected_error_apologises_hands_to_operators_and_logs_failed(
     phone.start()
     phone.press("4")
     phone.press("1")
-    root = phone.press("12", finished_on_key="#")
-    assert [(c.tag, c.text) for c in root] == [("Play", PROMPT + "sorry_technical.wav"), ("Enqueue", "operator")]
+    root = phone.press("12", finished_on_key="#")  # the action's failure is its `failed` result: the apology node
+    assert [(c.tag, c.text) for c in root] == [("Play", PROMPT + "sorry_technical.wav"), ("Redirect", STEP + "4")]
+    assert [(c.tag, c.text) for c in phone.follow()] == [("Enqueue", "operator")]
     db.expire_all()
     row = db.scalars(select(Call)).one()
     assert (row.outcome, row.error, row.keys) == ("failed", "RuntimeError: case index corrupt", "4112#")

@@ -179,3 +179,8 @@ def test_every_console_page_allows_exactly_its_audience(app) -> None:
         for prefix, roles in expected.items():
             if endpoint.startswith(prefix):
                 assert view.allowed_roles == roles, endpoint
+
+
+def test_spooled_message_form_is_for_supervisors_and_admins_only(app) -> None:
+    for endpoint in ("followthrough.failed_jobs", "followthrough.register_spooled"):
+        assert app.view_functions[endpoint].allowed_roles == ("supervisor", "admin"), endpoint

@@ -27,9 +27,13 @@ from ivr.followthrough.scorecard import (
     recent_months,
     unit_trend,
 )
+from ivr.infra.spool import Spool, SpoolError
 from ivr.jobqueue import JobError
 from ivr.models import utcnow
 from ivr.services import audit
+from ivr.services.messages import MessageError
+from ivr.services.screening import topics_for
+from ivr.services.spooled import open_spool
 from web import jobs_of, sessions
 from web.auth import roles_required
 from web.home import add_nav
@@ -123,8 +127,11 @@ def record_check_result(check_id: int) -> ResponseReturnValue:
 @bp.get("/jobs/failed")
 @roles_required(*JOB_ROLES)
 def failed_jobs() -> ResponseReturnValue:
-    """Background jobs that kept failing, with a retry button."""
-    return render_template("followthrough/failed_jobs.html", jobs=jobs_of(current_app).failed())
+    """Background jobs that kept failing, with a retry button; messages the spool could not register."""
+    with transaction(sessions(current_app), readonly=True) as session:
+        topics = [(t.code, t.line_code, t.name) for t in topics_for(session)]
+    return render_template("followthrough/failed_jobs.html", jobs=jobs_of(current_app).failed(),
+                           spooled=_spool().rejected(), topics=topics)
 
 
 @bp.post("/jobs/failed/retry")
@@ -141,6 +148,29 @@ def retry_job() -> ResponseReturnValue:
         audit.record(session, current_user.id, "job_retry", "job", detail=job_id[:500], ip=request.remote_addr)
     flash("کار دوباره در صف گذاشته شد.", "info")
     return redirect(url_for(".failed_jobs"))
+
+
+@bp.post("/jobs/failed/spool")
+@roles_required(*JOB_ROLES)
+def register_spooled() -> ResponseReturnValue:
+    """Register a spooled message by hand, with the topic the supervisor chose."""
+    spool_id = (request.form.get("spool_id") or "").strip()
+    topic = (request.form.get("topic") or "").strip() or None
+    try:
+        codes = _spool().register(spool_id, sessions(current_app), topic=topic)
+    except (SpoolError, MessageError) as exc:
+        flash(f"پیام ثبت نشد: {exc}", "error")
+        return redirect(url_for(".failed_jobs"))
+    with transaction(sessions(current_app)) as session:
+        audit.record(session, current_user.id, "spool_register", "spool",
+                     detail=f"{spool_id[:200]} topic={topic or '-'} codes={','.join(codes)}", ip=request.remote_addr)
+    flash(f"پیام ثبت شد. کد رهگیری: {'، '.join(codes)}", "info")
+    return redirect(url_for(".failed_jobs"))
+
+
+def _spool() -> Spool:
+    settings = _settings()
+    return open_spool(settings)
 
 
 def init_followthrough(app: Flask) -> None:

@@ -76,6 +76,8 @@ class LineFlow:
     line: str
     start: str
     nodes: dict[str, Node]
+    # Named nodes the dialplan re-enters at (`after_queue`: back from an unanswered operators' queue).
+    entries: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -276,7 +278,8 @@ def parse_flow(data: dict[str, Any]) -> FlowDefinition:
         start = spec.get("start")
         if start not in nodes:
             raise FlowError(f"line {line}: start node {start!r} does not exist")
-        lines[str(line)] = LineFlow(line=str(line), start=start, nodes=nodes)
+        entries = {str(k): str(v) for k, v in (spec.get("entries") or {}).items()}
+        lines[str(line)] = LineFlow(line=str(line), start=start, nodes=nodes, entries=entries)
     definition = FlowDefinition(
         lines=lines, actions_declared=_actions(data.get("actions")), outcome_rank=_outcomes(data.get("outcomes"))
     )
@@ -295,6 +298,9 @@ def graph_problems(definition: FlowDefinition) -> list[str]:
     """What the engine could not run: missing targets, bad variables, outcomes not ranked."""
     problems: list[str] = []
     for line, flow in definition.lines.items():
+        for entry, target in flow.entries.items():
+            if target not in flow.nodes:
+                problems.append(f"line {line}: entry {entry!r} names a node that does not exist: {target!r}")
         for node in flow.nodes.values():
             where = f"line {line}, node {node.name!r}"
             for t in _targets(node):

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+ENTRY_AFTER_QUEUE = "after_queue"  # the dialplan's argument when the operators' queue went unanswered
+
 
 class UnknownLine(LookupError):
     """The AGI request names no line this server runs."""
@@ -98,10 +100,14 @@ def build_call_handler(
             return
         line, args = line_from_env(env)  # UnknownLine → the server's apology and operator path
         record = _record(channel_id, line, caller, now)
-        again = "after_queue" in args
-        runner.run(telephone, record, start_node="operator_closed" if again else None, resume=again)
+        runner.run(telephone, record, entry=_entry(args))
 
     return handle
+
+
+def _entry(args: list[str]) -> str | None:
+    """A named re-entry into the flow passed by the dialplan (`AGI(...,after_queue)`); menus.yaml names its node."""
+    return ENTRY_AFTER_QUEUE if ENTRY_AFTER_QUEUE in args else None
 
 
 def _record(channel_id: str, line: str, caller: str | None, now: datetime) -> CallRecord:
@@ -129,10 +135,10 @@ def _run_early(
         except Exception as exc:  # raised once the reply has been read, to keep the protocol in step
             loaded.append(exc)
 
-    if "after_queue" in args:  # a later session: the earlier call row is needed before anything is said
+    entry = _entry(args)
+    if entry is not None:  # a later session: the earlier call row is needed before anything is said
         load()
-        runner = _loaded(loaded)
-        runner.run(telephone, _record(channel_id, line, caller, now), start_node="operator_closed", resume=True)
+        _loaded(loaded).run(telephone, _record(channel_id, line, caller, now), entry=entry)
         return
     state, step = engine.start(line, {"caller": caller or ""})
     channel.while_waiting(load)  # once the first command is sent, before its reply is read

@@ -10,84 +10,22 @@ Idempotent: one row per RecordingSid, and the job only works on rows still `pend
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
-from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
-
 from ivr.db import transaction
-from ivr.infra.storage import AudioError, AudioStore, StoredAudio, has_speech
+from ivr.infra.storage import AudioError, AudioStore, has_speech
 from ivr.infra.twilio_rest import RebasedHttpClient, TwilioError, is_twilio_url
-from ivr.models import TwilioRecording, utcnow
+from ivr.runner import CallActions
+from ivr.services.twilio_calls import find_recording, set_status
 
 if TYPE_CHECKING:
     from ivr.jobqueue import JobContext
 
 log = logging.getLogger(__name__)
 
-RECORDING_SID_RE = re.compile(r"RE[0-9a-fA-F]{32}")
-RECORDING_REF_PREFIX = "twilio:"
 FETCH_JOB = "twilio.recording"
-
-
-def recording_ref(recording_sid: str) -> str:
-    """What the flow keeps as the `recording` variable for a Twilio recording."""
-    return RECORDING_REF_PREFIX + recording_sid
-
-
-def sid_of(ref: str | None) -> str | None:
-    """The RecordingSid in a `recording` variable, or None (no recording, or an Asterisk path)."""
-    if ref and ref.startswith(RECORDING_REF_PREFIX):
-        return ref[len(RECORDING_REF_PREFIX):]
-    return None
-
-
-def note_recording(session: Session, recording_sid: str, call_sid: str, duration_ms: int | None = None) -> TwilioRecording:
-    """The row for a recording (created on first sight, by the step or the callback, whichever comes first)."""
-    row = session.scalar(select(TwilioRecording).where(TwilioRecording.recording_sid == recording_sid))
-    if row is None:
-        now = utcnow()
-        try:
-            with session.begin_nested():
-                row = TwilioRecording(recording_sid=recording_sid, call_sid=call_sid, status="pending",
-                                      duration_ms=duration_ms, created_at=now, updated_at=now)
-                session.add(row)
-                session.flush()
-        except IntegrityError:  # the other webhook noted it a moment ago
-            row = session.scalars(select(TwilioRecording).where(TwilioRecording.recording_sid == recording_sid)).one()
-    if duration_ms is not None and row.duration_ms is None:
-        row.duration_ms = duration_ms
-    return row
-
-
-def find_recording(session: Session, recording_sid: str) -> TwilioRecording | None:
-    """The row of a recording, if noted."""
-    return session.scalar(select(TwilioRecording).where(TwilioRecording.recording_sid == recording_sid))
-
-
-def stored_audio(row: TwilioRecording) -> StoredAudio | None:
-    """The stored file's facts of a fetched recording."""
-    return StoredAudio(**json.loads(row.audio)) if row.audio else None
-
-
-def set_status(session: Session, recording_sid: str, status: str, *, error: str | None = None,
-               audio: StoredAudio | None = None) -> TwilioRecording | None:
-    """Record what the fetch found (only a pending recording changes)."""
-    row = find_recording(session, recording_sid)
-    if row is None or row.status != "pending":
-        return None
-    row.status = status
-    row.error = error
-    if audio is not None:
-        row.audio = json.dumps(asdict(audio))
-    row.updated_at = utcnow()
-    return row
 
 
 def fetch_recording_job(ctx: JobContext, recording_sid: str, call_sid: str, url: str) -> str:
@@ -135,8 +73,6 @@ def fetch_recording_job(ctx: JobContext, recording_sid: str, call_sid: str, url:
     if row is None and audio is not None:  # another run finished first: this copy is surplus
         AudioStore(settings.recordings_dir).path_of(audio.rel_path).unlink(missing_ok=True)
         return "skipped"
-    if audio is not None and keep:
-        from ivr.drivers.twilio.voice import build_twilio_voice
-
-        build_twilio_voice(settings, factory).keep_after_hangup(call_sid, recording_sid)
+    if audio is not None and keep:  # the caller hung up before keeping it: the message is theirs
+        CallActions(factory, settings).keep_late_take(recording_sid)
     return "speech" if audio else "empty"
