@@ -128,10 +128,10 @@ def test_engine_record_then_keep_registers_and_reads_code_twice(engine: Engine) 
         args={"line": "1888", "kind": "complaint", "topic": "", "district": "", "recording": "/tmp/x.wav"},
     )
     step = engine.on_action(state, ActionResult("ok", {"tracking_code": "120"}))
-    assert step == Play(prompts=("message_registered",))
+    assert step == SetVariable(name="TRACKING_CODE", value="120")  # before a word is said
     assert state.outcome == "message_registered"
     step = engine.advance(state, Done())
-    assert step == SetVariable(name="TRACKING_CODE", value="120")
+    assert step == Play(prompts=("message_registered",))
     step = engine.advance(state, Done())
     assert isinstance(step, ReadKey)
     assert step.prompts == (

@@ -21,10 +21,10 @@ from ivr.drivers.agi.server import AgiServer, build_agi_server
 from ivr.flow.definition import load_flow
 from ivr.flow.engine import Engine
 from ivr.identifiers import is_valid_tracking_code
-from ivr.infra.spool import Spool
 from ivr.infra.storage import AudioStore, StoredAudio
 from ivr.models import Call, Feedback, Message, Recording, Reminder, Reply, Topic, Unit, UrbanCase
 from ivr.runner import CallActions, CallRunner
+from ivr.services.spooled import open_spool
 from ivr.speech import persian
 from tests.fakes import (
     FakeAsteriskCall,
@@ -276,7 +276,7 @@ def test_journey_database_down_caller_hears_not_registered_and_message_is_replay
     assert "TRACKING_CODE" not in fake.variables
     assert "message_registered" not in fake.heard
     assert fake.heard[-2:] == ["message_not_registered", "connecting_to_operator"]  # working hours
-    spool = Spool(settings.spool_dir, settings.recordings_dir)
+    spool = open_spool(settings)
     assert len(spool.pending()) == 1
     assert spool.replay(session_factory).ingested == 1
     msg = db.scalar(select(Message).where(Message.origin_key == f"agi:{fake.uniqueid}:1"))

@@ -132,11 +132,8 @@ def test_keypad_district_check_follows_the_configured_count(settings: Any, sessi
     from ivr.runner import CallActions
 
     actions = CallActions(session_factory, settings.with_(districts=13))
-    try:
-        results = {raw: actions.do_check_district({"district": raw}, None).outcome  # type: ignore[arg-type]
-                   for raw in ("13", "14", "0", "")}
-    finally:
-        actions.workers.shutdown()
+    results = {raw: actions.do_check_district({"district": raw}, None).outcome  # type: ignore[arg-type]
+               for raw in ("13", "14", "0", "")}
     assert results == {"13": "ok", "14": "invalid", "0": "invalid", "": "invalid"}
 
 
