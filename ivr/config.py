@@ -56,6 +56,8 @@ class Settings:
     job_backoff: tuple[int, ...] = (10, 60, 300)
     secret_key: str = ""
     cookie_secure: bool = False
+    api_token_days: int = 90  # 0: API tokens never expire
+    trusted_proxies: int = 0  # reverse proxies in front of the web app whose X-Forwarded-* headers are believed
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
     public_base_url: str = ""
@@ -252,6 +254,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         job_backoff=_backoff(env, "IVR_JOB_BACKOFF", (10, 60, 300)),
         secret_key=env.get("IVR_SECRET_KEY") or "",
         cookie_secure=_bool(env, "IVR_COOKIE_SECURE", False),
+        api_token_days=_int(env, "IVR_API_TOKEN_DAYS", 90, 0, 3650),
+        trusted_proxies=_int(env, "IVR_TRUSTED_PROXIES", 0, 0, 5),
         twilio_account_sid=(env.get("IVR_TWILIO_ACCOUNT_SID") or "").strip(),
         twilio_auth_token=(env.get("IVR_TWILIO_AUTH_TOKEN") or "").strip(),
         public_base_url=_base_url(env, "IVR_PUBLIC_BASE_URL"),
