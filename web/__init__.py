@@ -54,6 +54,7 @@ def create_app(
     from web.auth import init_auth
     from web.format import register_filters, register_vocabulary
     from web.home import init_home
+    from web.security import init_security
 
     settings = settings or load_settings()
     app = Flask(__name__)
@@ -84,14 +85,7 @@ def create_app(
     init_home(app)
     _init_features(app)
     _error_pages(app)
-
-    @app.after_request
-    def _security_headers(response: Any) -> Any:
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
-
+    init_security(app)  # CSP, no-store, nosniff, framing; the client address behind trusted proxies
     return app
 
 

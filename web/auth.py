@@ -18,9 +18,11 @@ from typing import Any, TypeVar
 from flask import (
     Blueprint,
     Flask,
+    Response,
     abort,
     current_app,
     flash,
+    make_response,
     redirect,
     render_template,
     request,
@@ -135,10 +137,10 @@ def _login_account_key() -> str:
     return "login-account:" + hashlib.sha256(username.encode()).hexdigest()[:32]
 
 
-def _login_limited(_limit: RequestLimit) -> ResponseReturnValue:
+def _login_limited(_limit: RequestLimit) -> Response:
     """The sign-in form again with a Persian message (429) when a login limit is reached."""
     flash(LIMITED_TEXT, "error")
-    return render_template("login.html", form=LoginForm()), 429
+    return make_response(render_template("login.html", form=LoginForm()), 429)
 
 
 @bp.route("/login", methods=["GET", "POST"])

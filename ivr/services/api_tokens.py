@@ -108,4 +108,4 @@ def all_tokens(session: Session) -> list[tuple[ApiToken, str]]:
     rows = session.execute(
         select(ApiToken, User.username).join(User, User.id == ApiToken.user_id).order_by(ApiToken.id.desc())
     )
-    return [(token, username) for token, username in rows.tuples()]
+    return [(token, username) for token, username in rows]
