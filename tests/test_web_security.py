@@ -308,3 +308,32 @@ def test_templates_have_no_inline_script_or_event_handler() -> None:
         if "javascript:" in text:
             problems.append(f"{path.name}: javascript: URL")
     assert problems == []
+
+
+# ---- the migration: tokens made before it expire 90 days after they were made -----------------------
+
+
+def test_migration_0009_gives_existing_tokens_an_expiry_and_users_a_session_version(tmp_path) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from ivr.db import make_engine
+    from ivr.migrate import upgrade
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    upgrade(engine, "0008_topic_deadlines")
+    made = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO users (id, username, full_name, role, password_hash, active, created_at) "
+            "VALUES (1, 'old_user', 'x', 'operator', 'h', 1, :t)"), {"t": made})
+        conn.execute(text(
+            "INSERT INTO api_tokens (user_id, token_hash, name, created_at) VALUES (1, 'abc', 'old', :t)"),
+            {"t": made})
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT session_version FROM users")).scalar_one() == 0
+        expires = conn.execute(text("SELECT expires_at FROM api_tokens")).scalar_one()
+    assert str(expires).startswith("2026-04-01 12:00:00")
+    engine.dispose()
