@@ -337,3 +337,46 @@ def test_migration_0009_gives_existing_tokens_an_expiry_and_users_a_session_vers
         expires = conn.execute(text("SELECT expires_at FROM api_tokens")).scalar_one()
     assert str(expires).startswith("2026-04-01 12:00:00")
     engine.dispose()
+
+
+def test_trusted_proxies_by_address_take_the_first_untrusted_forwarded_address(
+    settings, session_factory, jobs, make_user
+) -> None:
+    from ivr.config import load_settings
+    from web import create_app
+
+    parsed = load_settings({"IVR_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8"}, dotenv=False)
+    assert (parsed.trusted_proxies, parsed.trusted_proxy_networks) == (0, ("127.0.0.1/32", "10.0.0.0/8"))
+    app = create_app(settings.with_(trusted_proxy_networks=parsed.trusted_proxy_networks),
+                     session_factory=session_factory, jobs=jobs, config={"TESTING": True})
+    client = app.test_client()
+    username, password = make_user("operator")
+    # The client claims 1.2.3.4; the outer proxy (10.0.0.7) saw 203.0.113.9 and the inner one 10.0.0.7.
+    client.environ_base["HTTP_X_FORWARDED_FOR"] = "1.2.3.4, 203.0.113.9, 10.0.0.7"
+    assert login(client, username, password).status_code == 302
+    with session_factory() as session:
+        assert session.scalars(select(AuditEntry.ip).where(AuditEntry.action == "login")).all() == ["203.0.113.9"]
+
+
+def test_trusted_proxies_malformed_setting_is_one_clear_error() -> None:
+    from ivr.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="IVR_TRUSTED_PROXIES: expected a number of proxies or their addresses"):
+        load_settings({"IVR_TRUSTED_PROXIES": "proxy.example"}, dotenv=False)
+    with pytest.raises(ConfigError, match="IVR_TRUSTED_PROXIES: must be between 0 and 5"):
+        load_settings({"IVR_TRUSTED_PROXIES": "9"}, dotenv=False)
+
+
+def test_trusted_proxies_by_address_ignore_forwarded_headers_from_other_peers(
+    settings, session_factory, jobs, make_user
+) -> None:
+    from web import create_app
+
+    app = create_app(settings.with_(trusted_proxy_networks=("10.0.0.0/8",)), session_factory=session_factory,
+                     jobs=jobs, config={"TESTING": True})
+    client = app.test_client()  # connects from 127.0.0.1: not a trusted proxy
+    username, password = make_user("operator")
+    client.environ_base["HTTP_X_FORWARDED_FOR"] = "203.0.113.9"
+    assert login(client, username, password).status_code == 302
+    with session_factory() as session:
+        assert session.scalars(select(AuditEntry.ip).where(AuditEntry.action == "login")).all() == ["127.0.0.1"]
