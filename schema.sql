@@ -131,6 +131,7 @@ CREATE TABLE users (
 	active BOOLEAN NOT NULL,
 	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
 	last_login_at TIMESTAMP WITH TIME ZONE,
+	session_version INTEGER DEFAULT 0 NOT NULL,
 	CONSTRAINT pk_users PRIMARY KEY (id),
 	CONSTRAINT ck_users_role CHECK (role IN ('operator', 'manager', 'supervisor', 'inspector', 'analyst', 'admin')),
 	CONSTRAINT ck_users_manager_unit CHECK (role <> 'manager' OR unit_id IS NOT NULL),
@@ -491,6 +492,7 @@ CREATE TABLE api_tokens (
 	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
 	last_used_at TIMESTAMP WITH TIME ZONE,
 	revoked_at TIMESTAMP WITH TIME ZONE,
+	expires_at TIMESTAMP WITH TIME ZONE,
 	CONSTRAINT pk_api_tokens PRIMARY KEY (id),
 	CONSTRAINT uq_api_tokens_token_hash UNIQUE (token_hash),
 	CONSTRAINT fk_api_tokens_user_id_users FOREIGN KEY(user_id) REFERENCES users (id)

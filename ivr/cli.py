@@ -680,27 +680,75 @@ def followthrough_sweep(ctx: click.Context) -> None:
 
 
 @users.command("token")
-@click.argument("username")
+@click.argument("username", required=False)
 @click.option("--name", default="cli", show_default=True, help="A label to recognise the token by.")
+@click.option("--revoke", "revoke_id", type=int, default=None, metavar="ID", help="Revoke the token with this id.")
+@click.option("--list", "list_tokens", is_flag=True, help="List every token (of USERNAME, if given).")
 @click.pass_context
 @friendly
-def users_token(ctx: click.Context, username: str, name: str) -> None:
-    """Make a bearer token for the JSON API (printed once; only its hash is stored)."""
+def users_token(
+    ctx: click.Context, username: str | None, name: str, revoke_id: int | None, list_tokens: bool
+) -> None:
+    """Make a bearer token for the JSON API (printed once; only its hash is stored), list or revoke tokens.
+
+    A new token lives IVR_API_TOKEN_DAYS days (0: no expiry).
+    """
     # per command: importing the program up front costs start-up time (module docstring)
     from sqlalchemy import select
 
     from ivr.db import make_sessionmaker, transaction
-    from ivr.models import User
-    from ivr.services.api_tokens import create_token
+    from ivr.models import User, utcnow
+    from ivr.services import api_tokens
     from ivr.services.users import UserError
 
     settings = _settings(ctx)
+    if revoke_id is not None and (list_tokens or username is not None):
+        raise click.UsageError("give a USERNAME to make a token, --revoke ID or --list [USERNAME]")
     with transaction(make_sessionmaker(_engine(settings))) as session:
+        if revoke_id is not None:
+            if not api_tokens.revoke_token(session, revoke_id):
+                raise UserError(f"no unrevoked token with id {revoke_id}")
+            click.echo(f"token {revoke_id} revoked")
+            return
+        if list_tokens:
+            now = utcnow()
+            for token, owner in api_tokens.all_tokens(session):
+                if username is not None and owner != username:
+                    continue
+                state = "revoked" if token.revoked_at else ("live" if api_tokens.is_live(token, now) else "expired")
+                expires = token.expires_at.isoformat(timespec="minutes") if token.expires_at else "never"
+                used = token.last_used_at.isoformat(timespec="minutes") if token.last_used_at else "-"
+                click.echo(f"{token.id}\t{owner}\t{token.name}\t{state}\texpires={expires}\tlast_used={used}")
+            return
+        if username is None:
+            raise click.UsageError("give a USERNAME to make a token, --revoke ID or --list [USERNAME]")
         user = session.scalars(select(User).where(User.username == username)).one_or_none()
         if user is None or not user.active:
             raise UserError(f"no active user named {username!r}")
-        _token, plain = create_token(session, user.id, name)
+        _token, plain = api_tokens.create_token(session, user.id, name, days=settings.api_token_days)
     click.echo(plain)
+
+
+@users.command("passwd")
+@click.argument("username")
+@click.option("--stdin", "from_stdin", is_flag=True, help="Read the password from the first line of stdin (scripts).")
+@click.pass_context
+@friendly
+def users_passwd(ctx: click.Context, username: str, from_stdin: bool) -> None:
+    """Set a user's password (asked twice, never echoed); the user's sessions end and API tokens are revoked."""
+    from ivr.db import make_sessionmaker, transaction
+    from ivr.services.users import UserError, set_password, user_named
+
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    if not password:
+        raise UserError("the password is empty")
+    settings = _settings(ctx)
+    with transaction(make_sessionmaker(_engine(settings))) as session:
+        set_password(session, user_named(session, username), password)
+    click.echo(f"password of {username} set; their sessions ended and API tokens revoked")
 
 
 # ---- analysis desk ----------------------------------------------------------------

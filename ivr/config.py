@@ -5,6 +5,7 @@ whose message names the setting; the command line prints that one line and exits
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import sys
@@ -56,6 +57,11 @@ class Settings:
     job_backoff: tuple[int, ...] = (10, 60, 300)
     secret_key: str = ""
     cookie_secure: bool = False
+    api_token_days: int = 90  # 0: API tokens never expire
+    # Reverse proxies in front of the web app whose X-Forwarded-* headers are believed: a number of
+    # hops, or (trusted_proxy_networks) the proxies' own addresses or networks.
+    trusted_proxies: int = 0
+    trusted_proxy_networks: tuple[str, ...] = ()
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
     public_base_url: str = ""
@@ -252,6 +258,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         job_backoff=_backoff(env, "IVR_JOB_BACKOFF", (10, 60, 300)),
         secret_key=env.get("IVR_SECRET_KEY") or "",
         cookie_secure=_bool(env, "IVR_COOKIE_SECURE", False),
+        api_token_days=_int(env, "IVR_API_TOKEN_DAYS", 90, 0, 3650),
+        trusted_proxies=_trusted_proxies(env, "IVR_TRUSTED_PROXIES")[0],
+        trusted_proxy_networks=_trusted_proxies(env, "IVR_TRUSTED_PROXIES")[1],
         twilio_account_sid=(env.get("IVR_TWILIO_ACCOUNT_SID") or "").strip(),
         twilio_auth_token=(env.get("IVR_TWILIO_AUTH_TOKEN") or "").strip(),
         public_base_url=_base_url(env, "IVR_PUBLIC_BASE_URL"),
@@ -307,6 +316,22 @@ def _twilio_numbers(env: Mapping[str, str], name: str) -> tuple[tuple[str, str],
             raise ConfigError(f"{name}: expected +NUMBER=LINE pairs (line 137 or 1888) separated by commas, got {part!r}")
         pairs.append((number, line))
     return tuple(pairs)
+
+
+def _trusted_proxies(env: Mapping[str, str], name: str) -> tuple[int, tuple[str, ...]]:
+    """A number of proxy hops (0 to 5), or the proxies' addresses / networks separated by commas."""
+    raw = (env.get(name) or "").strip()
+    if not raw or raw.isdigit():
+        return _int(env, name, 0, 0, 5), ()
+    networks = []
+    for part in raw.split(","):
+        try:
+            networks.append(str(ipaddress.ip_network(part.strip(), strict=False)))
+        except ValueError:
+            raise ConfigError(
+                f"{name}: expected a number of proxies or their addresses (e.g. 10.0.0.5,10.1.0.0/16), got {part!r}"
+            ) from None
+    return 0, tuple(networks)
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:

@@ -160,6 +160,8 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     created_at: Mapped[stamp]
     last_login_at: Mapped[maybe_stamp]
+    # Raised to end every console session of the user (logout, password reset, deactivation).
+    session_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))
 
     unit: Mapped[Unit | None] = relationship()
 
@@ -698,6 +700,7 @@ class ApiToken(Base):
     created_at: Mapped[stamp]
     last_used_at: Mapped[maybe_stamp]
     revoked_at: Mapped[maybe_stamp]
+    expires_at: Mapped[maybe_stamp]  # None: never (IVR_API_TOKEN_DAYS=0 when it was made)
 
 
 # Likely originals of a duplicate: same topic and district, recent first.

@@ -27,6 +27,7 @@ from web.health import bp as health_bp
 from web.home import init_home
 from web.inbox import init_inbox
 from web.screening import init_screening
+from web.security import init_security
 from web.twilio import init_twilio
 from web.window import init_window
 
@@ -94,14 +95,7 @@ def create_app(
     init_home(app)
     _init_features(app)
     _error_pages(app)
-
-    @app.after_request
-    def _security_headers(response: Any) -> Any:
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
-
+    init_security(app)  # CSP, no-store, nosniff, framing; the client address behind trusted proxies
     return app
 
 

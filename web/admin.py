@@ -22,6 +22,7 @@ from flask_login import current_user
 from sqlalchemy.orm import Session
 
 from ivr.db import transaction
+from ivr.models import utcnow
 from ivr.services import admin as svc
 from ivr.services import api_tokens
 from ivr.vocabulary import ROLES, UNIT_KINDS
@@ -158,12 +159,38 @@ def user_token(user_id: int) -> ResponseReturnValue:
     """Make an API token for a user and show it once."""
     try:
         with transaction(_sessions()) as session:
-            _token, plain = api_tokens.create_token(
-                session, user_id, _form("name") or "api", actor_id=current_user.id, ip=request.remote_addr
+            token, plain = api_tokens.create_token(
+                session, user_id, _form("name") or "api", days=_settings().api_token_days,
+                actor_id=current_user.id, ip=request.remote_addr,
             )
+            expires_at = token.expires_at
     except api_tokens.TokenError:
         abort(404)
-    return render_template("admin/token.html", token=plain)
+    return render_template("admin/token.html", token=plain, expires_at=expires_at)
+
+
+@bp.get("/tokens")
+@roles_required(*ADMINS)
+def tokens() -> ResponseReturnValue:
+    """Every API token: whose, made and last used when, until when, revoked or not; a revoke button each."""
+    with transaction(_sessions(), readonly=True) as session:
+        rows = [
+            {"token": token, "username": username, "live": api_tokens.is_live(token, utcnow())}
+            for token, username in api_tokens.all_tokens(session)
+        ]
+    return render_template("admin/tokens.html", rows=rows)
+
+
+@bp.post("/tokens/<int:token_id>/revoke")
+@roles_required(*ADMINS)
+def revoke_token(token_id: int) -> ResponseReturnValue:
+    """Revoke one API token at once (already revoked or unknown: 404)."""
+    with transaction(_sessions()) as session:
+        done = api_tokens.revoke_token(session, token_id, actor_id=current_user.id, ip=request.remote_addr)
+    if not done:
+        abort(404)
+    flash("توکن باطل شد.", "info")
+    return redirect(url_for("admin.tokens"))
 
 
 @bp.get("/topics")

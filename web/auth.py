@@ -1,13 +1,16 @@
 """Signing in and out, who the current user is, and which roles may open a page.
 
-Flask-Login keeps the session; the session id carries a fingerprint of the password hash, so
-changing a password (or deactivating a user) signs out every browser of that user. Login
-attempts are rate-limited per address (Flask-Limiter) and every attempt is audited.
+Flask-Login keeps the session in the signed cookie; the session id carries the user's server-side
+`session_version` and a fingerprint of the password hash, both checked on every request, so
+logging out, a password reset or deactivation signs out every browser of that user (a copied
+cookie stops working). Login attempts are rate-limited per address (the real client address
+behind IVR_TRUSTED_PROXIES) and per account (failed attempts), and every attempt is audited.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -15,15 +18,19 @@ from typing import Any, TypeVar
 from flask import (
     Blueprint,
     Flask,
+    Response,
     abort,
     current_app,
     flash,
+    make_response,
     redirect,
     render_template,
     request,
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_limiter import Limiter, RequestLimit
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
@@ -31,13 +38,17 @@ from wtforms.validators import DataRequired, Length
 
 from ivr.db import transaction
 from ivr.models import User
-from ivr.services.users import sign_in
+from ivr.services.users import end_sessions, sign_in
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 bp = Blueprint("auth", __name__)
 
-LOGIN_LIMIT = "10 per minute"
+LOGIN_LIMIT = "10 per minute"  # per client address, every attempt
+LOGIN_ACCOUNT_LIMIT = "10 per 5 minutes"  # per username, failed attempts only
+LIMITED_TEXT = "تلاش‌های ورود بیش از حد مجاز بود. چند دقیقه صبر کنید و دوباره وارد شوید."
+# Control characters (browsers drop tab and newline from URLs, turning "/\t/evil" into "//evil").
+_UNSAFE_NEXT = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
 @dataclass(frozen=True)
@@ -49,11 +60,12 @@ class ConsoleUser(UserMixin):
     full_name: str
     role: str
     unit_id: int | None
+    session_version: int
     fingerprint: str
 
     def get_id(self) -> str:
-        """Session id: user id plus a fingerprint of the password hash."""
-        return f"{self.id}.{self.fingerprint}"
+        """Session id: user id, the user's session version and a fingerprint of the password hash."""
+        return f"{self.id}.{self.session_version}.{self.fingerprint}"
 
 
 def _fingerprint(password_hash: str) -> str:
@@ -61,18 +73,25 @@ def _fingerprint(password_hash: str) -> str:
 
 
 def _console_user(user: User) -> ConsoleUser:
-    return ConsoleUser(user.id, user.username, user.full_name, user.role, user.unit_id, _fingerprint(user.password_hash))
+    return ConsoleUser(
+        user.id, user.username, user.full_name, user.role, user.unit_id, user.session_version,
+        _fingerprint(user.password_hash),
+    )
 
 
 def _load_user(session_id: str) -> ConsoleUser | None:
     from web import sessions
 
-    user_id, _, fingerprint = session_id.partition(".")
-    if not user_id.isdigit():
-        return None
+    parts = session_id.split(".")
+    if len(parts) != 3 or not all(p.isascii() and p.isdigit() and len(p) <= 18 for p in parts[:2]):
+        return None  # includes ids from before session versions: those browsers sign in again
+    user_id, version, fingerprint = int(parts[0]), int(parts[1]), parts[2]
     with transaction(sessions(current_app), readonly=True) as session:
-        user = session.get(User, int(user_id))
-        if user is None or not user.active or _fingerprint(user.password_hash) != fingerprint:
+        user = session.get(User, user_id)
+        if (
+            user is None or not user.active or user.session_version != version
+            or _fingerprint(user.password_hash) != fingerprint
+        ):
             return None
         return _console_user(user)
 
@@ -102,11 +121,26 @@ class LoginForm(FlaskForm):
     password = PasswordField("گذرواژه", validators=[DataRequired(), Length(max=256)])
 
 
-def _safe_next(target: str | None) -> str:
-    # Only paths on this site: never an open redirect.
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+def safe_next(target: str | None) -> str:
+    """`target` if it is a path on this site, else the home page: never an open redirect."""
+    if (
+        target and len(target) <= 2000 and target.startswith("/") and not target.startswith("//")
+        and not _UNSAFE_NEXT.search(target)
+    ):
         return target
     return url_for("console_home.home")
+
+
+def _login_account_key() -> str:
+    """The per-account limiter key: a hash of the username typed, so any text makes a short key."""
+    username = (request.form.get("username") or "").strip().lower()[:64]
+    return "login-account:" + hashlib.sha256(username.encode()).hexdigest()[:32]
+
+
+def _login_limited(_limit: RequestLimit) -> Response:
+    """The sign-in form again with a Persian message (429) when a login limit is reached."""
+    flash(LIMITED_TEXT, "error")
+    return make_response(render_template("login.html", form=LoginForm()), 429)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -123,7 +157,7 @@ def login() -> ResponseReturnValue:
             console_user = _console_user(user) if user is not None else None
         if console_user is not None:
             login_user(console_user)
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(safe_next(request.args.get("next")))
         flash("نام کاربری یا گذرواژه درست نیست.", "error")
         return render_template("login.html", form=form), 401
     return render_template("login.html", form=form)
@@ -131,17 +165,21 @@ def login() -> ResponseReturnValue:
 
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
-    """Sign out (a POST with the CSRF token, so no link can sign a user out)."""
+    """Sign out every browser of this user (a POST with the CSRF token, so no link can sign a user out)."""
+    from web import sessions
+
+    if current_user.is_authenticated:
+        with transaction(sessions(current_app)) as session:
+            user = session.get(User, current_user.id)
+            if user is not None:
+                end_sessions(session, user, "logout")
     logout_user()
     flash("از سامانه خارج شدید.", "info")
     return redirect(url_for("auth.login"))
 
 
 def init_auth(app: Flask) -> None:
-    """Attach Flask-Login and the login rate limit to `app`."""
-    from flask_limiter import Limiter
-    from flask_limiter.util import get_remote_address
-
+    """Attach Flask-Login and the login rate limits to `app`."""
     manager = LoginManager()
     manager.login_view = "auth.login"
     manager.login_message = "برای دیدن این صفحه وارد شوید."
@@ -158,5 +196,10 @@ def init_auth(app: Flask) -> None:
         headers_enabled=True,
     )
     app.register_blueprint(bp)
-    app.view_functions["auth.login"] = limiter.limit(LOGIN_LIMIT, methods=["POST"])(login)
+    per_account = limiter.limit(
+        LOGIN_ACCOUNT_LIMIT, key_func=_login_account_key, methods=["POST"],
+        deduct_when=lambda response: response.status_code == 401, on_breach=_login_limited,
+    )
+    per_address = limiter.limit(LOGIN_LIMIT, methods=["POST"], on_breach=_login_limited)
+    app.view_functions["auth.login"] = per_address(per_account(login))
     app.extensions["ivr_limiter"] = limiter

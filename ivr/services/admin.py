@@ -19,7 +19,7 @@ from ivr.identifiers import latin_digits, persian_digits
 from ivr.models import Holiday, Topic, TopicDeadline, Unit, User, WorkingHours
 from ivr.prompts import PromptEntry, load_catalogue, prompts_out_dir
 from ivr.services import audit
-from ivr.services.users import MIN_PASSWORD_LENGTH, UserError, add_user, hash_password
+from ivr.services.users import MIN_PASSWORD_LENGTH, UserError, add_user, end_sessions, set_password
 from ivr.vocabulary import DEFAULT_DISTRICTS, LINE_KINDS, LINES, ROLES, UNIT_KINDS, district_range
 
 CODE_RE = re.compile(r"[a-z0-9_.-]{2,40}")
@@ -160,6 +160,9 @@ def set_user_active(session: Session, actor_id: int, user_id: int, active: bool,
     assert isinstance(user, User)
     if not active and user.id == actor_id:
         raise AdminError("نمی‌توانید حساب خودتان را غیرفعال کنید.")
+    if not active and user.active:
+        # Every browser signed out and every API token revoked: reactivating brings none back.
+        end_sessions(session, user, "deactivated", revoke_tokens=True, actor_id=actor_id, ip=ip)
     user.active = active
     audit.record(session, actor_id, "user_activated" if active else "user_deactivated", "user", user.id, None, ip)
     return user
@@ -171,8 +174,7 @@ def reset_password(session: Session, actor_id: int, user_id: int, password: str,
     assert isinstance(user, User)
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AdminError(_user_error_fa("password"))
-    user.password_hash = hash_password(password)
-    audit.record(session, actor_id, "password_reset", "user", user.id, None, ip)
+    set_password(session, user, password, actor_id=actor_id, ip=ip)  # sessions end, API tokens revoked
     return user
 
 
