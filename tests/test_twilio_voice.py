@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
@@ -624,7 +625,7 @@ def test_twilio_record_action_after_the_hang_up_callback_still_keeps_the_take(
     assert db.scalars(select(Call)).one().outcome == "message_registered"
 
 
-def test_twilio_reply_notice_call_plays_the_spoken_reply_then_hangs_up(
+def test_twilio_reply_notice_call_marks_the_reply_heard_only_after_it_played(
     app: Flask, phone: TwilioPhone, twilio_settings: Settings, db: Session
 ) -> None:
     import xml.etree.ElementTree as ET
@@ -640,11 +641,20 @@ def test_twilio_reply_notice_call_plays_the_spoken_reply_then_hangs_up(
     resp = phone.post(path, params)
     assert resp.status_code == 200 and resp.mimetype == "text/xml"
     root = ET.fromstring(resp.data)
-    assert [c.tag for c in root] == ["Play", "Play", "Play", "Hangup"]
+    assert [c.tag for c in root] == ["Play", "Play", "Redirect"]
     names = prompt_names(root)
-    assert names[0] == "reply_follows" and names[2] == "goodbye"
+    assert names[0] == "reply_follows"
     token = names[1].removeprefix("audio:")
     assert app.extensions["ivr_twilio"].voice.twiml.tokens.rel_path(token) == stored.rel_path
+    db.expire_all()
+    assert db.get(type(reply), reply.id).heard_at is None  # answered is not heard
+    heard = root[2].text or ""
+    assert heard.endswith(f"/twilio/voice/reply-notice/heard?reply_id={reply.id}")
+    parts = urlsplit(heard)
+    resp = phone.post(f"{parts.path}?{parts.query}", params)
+    assert resp.status_code == 200
+    end = ET.fromstring(resp.data)
+    assert [c.tag for c in end] == ["Play", "Hangup"] and prompt_names(end) == ["goodbye"]
     db.expire_all()
     assert db.get(type(reply), reply.id).heard_at is not None
     assert phone.post("/twilio/voice/reply-notice?reply_id=999999", params).status_code == 404

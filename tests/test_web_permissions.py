@@ -41,6 +41,7 @@ OTHER_AUTH: dict[str, str] = {
     "twilio.voice": "Twilio signature",
     "twilio.voice_step": "Twilio signature",
     "twilio.reply_notice": "Twilio signature",
+    "twilio.reply_notice_heard": "Twilio signature",
     "twilio.recording_status": "Twilio signature",
     "twilio.call_status": "Twilio signature",
     "twilio.sms_in": "Twilio signature",

@@ -28,6 +28,8 @@ from web import jobs_of, sessions
 
 log = logging.getLogger(__name__)
 
+NOTICE_HEARD_PATH = "/twilio/voice/reply-notice/heard"
+
 bp = Blueprint("twilio", __name__, url_prefix="/twilio")
 MAX_WEBHOOK_BYTES = 64 * 1024
 EXTENSION = "ivr_twilio"
@@ -133,17 +135,33 @@ def voice_step() -> ResponseReturnValue:
 @bp.post("/voice/reply-notice")
 def reply_notice() -> ResponseReturnValue:
     """An outbound reply-notice call (Twilio's Calls API) was answered: play the manager's spoken reply."""
+    reply_id = _reply_id()
+    with transaction(sessions(current_app), readonly=True) as session:
+        reply = session.get(Reply, reply_id)
+        audio = reply_phone_audio(reply) if reply is not None else None
+    if audio is None:
+        raise TwilioRequestError(404, "no reply with audio by that id")
+    # Heard only once the reply has played to its end: Twilio asks for the next step then.
+    then = f"{NOTICE_HEARD_PATH}?reply_id={reply_id}"
+    return _twiml(_web().voice.twiml.announce(("reply_follows", f"rec:{audio}"), then=then))
+
+
+@bp.post("/voice/reply-notice/heard")
+def reply_notice_heard() -> ResponseReturnValue:
+    """The reply of a notice call played to its end: it counts as heard; goodbye."""
+    reply_id = _reply_id()
+    with transaction(sessions(current_app)) as session:
+        if session.get(Reply, reply_id) is None:
+            raise TwilioRequestError(404, "no reply by that id")
+        mark_reply_heard(session, reply_id, utcnow())
+    return _twiml(_web().voice.twiml.announce(("goodbye",)))
+
+
+def _reply_id() -> int:
     reply_id = request.args.get("reply_id", "")
     if not reply_id.isdigit() or len(reply_id) > 12:
         raise TwilioRequestError(400, "missing or malformed reply_id")
-    with transaction(sessions(current_app)) as session:
-        reply = session.get(Reply, int(reply_id))
-        audio = reply_phone_audio(reply) if reply is not None else None
-        if audio is not None:
-            mark_reply_heard(session, reply.id, utcnow())  # type: ignore[union-attr]
-    if audio is None:
-        raise TwilioRequestError(404, "no reply with audio by that id")
-    return _twiml(_web().voice.twiml.announce(("reply_follows", f"rec:{audio}", "goodbye")))
+    return int(reply_id)
 
 
 @bp.post("/recording")

@@ -130,12 +130,19 @@ class TwimlRenderer:
             r.enqueue(self.operator)
         return r.to_xml()
 
-    def announce(self, prompts: tuple[str, ...]) -> str:
-        """Play `prompts` in order, then hang up (an outbound notice call)."""
+    def announce(self, prompts: tuple[str, ...], *, then: str | None = None) -> str:
+        """Play `prompts` in order, then hang up, or (`then`, an app path) ask it what next.
+
+        Twilio fetches `then` only once every <Play> before it has ended, so it is how the app
+        learns that the caller heard them all (a hang-up ends the call before it).
+        """
         r = VoiceResponse()
         for name in prompts:
             r.play(self.prompt_url(name))
-        r.hangup()
+        if then is None:
+            r.hangup()
+        else:
+            r.redirect(self.url(then), method="POST")
         return r.to_xml()
 
     def hangup(self) -> str:
