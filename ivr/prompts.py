@@ -10,6 +10,7 @@ Catalogue entries:
 
     welcome: به سامانه ۱۳۷ خوش آمدید          # spoken text
     num_9: {text: نه, say: نُه}                # text for SMS/console, `say` for the synthesiser
+    num_20_o: {text: بیست و, say: بیستُ, hint: bist-o}   # `hint`: how it sounds, for the voice talent
     beep: {tone_hz: 1000, ms: 250}             # a sine tone
     silence_short: {silence_ms: 200}           # silence
 """
@@ -45,7 +46,7 @@ RECIPE_VERSION = 1
 _NAME_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
 _TONE_KEYS = frozenset({"tone_hz", "ms"})
 _SILENCE_KEYS = frozenset({"silence_ms"})
-_TEXT_KEYS = frozenset({"text", "say"})
+_TEXT_KEYS = frozenset({"text", "say", "hint"})
 _MAX_MS = 60_000
 # Above the 4 kHz Nyquist limit of an 8 kHz file a tone would alias into something else.
 _MAX_TONE_HZ = 3_900
@@ -72,6 +73,8 @@ class PromptEntry:
     silence_ms: int | None = None
     # What the synthesiser reads when the written text would be mispronounced (نه → نُه).
     say: str | None = None
+    # How it sounds, in Latin letters, for the voice talent (never synthesised).
+    hint: str | None = None
 
     @property
     def kind(self) -> str:
@@ -171,13 +174,15 @@ def _entry(name: str, value: object) -> PromptEntry:
         )
     if "text" in keys and keys <= _TEXT_KEYS:
         say = value.get("say")
+        hint = value.get("hint")
         return PromptEntry(
             name=name,
             text=_text(name, "text", value["text"]),
             say=None if say is None and "say" not in keys else _text(name, "say", say),
+            hint=None if hint is None and "hint" not in keys else _text(name, "hint", hint),
         )
     raise CatalogueError(
-        f"entry {name!r}: expected a text, {{text, say}}, {{tone_hz, ms}} or {{silence_ms}},"
+        f"entry {name!r}: expected a text, {{text, say, hint}}, {{tone_hz, ms}} or {{silence_ms}},"
         f" got keys {sorted(map(str, keys))}"
     )
 
