@@ -25,7 +25,7 @@ from ivr.prompts import (
 )
 from ivr.speech.persian import fragment_names
 
-SMALL = ["num_4", "num_9", "and", "beep", "silence_short", "pause"]
+SMALL = ["num_4", "num_9", "num_20_o", "day_15_e", "beep", "silence_short", "pause", "code_gap"]
 
 
 def write(path: Path, text: str) -> Path:
@@ -68,16 +68,23 @@ def test_load_catalogue_default_has_fragments_and_generated_sounds() -> None:
     assert cat["beep"] == PromptEntry(name="beep", tone_hz=1000, ms=250)
     assert cat["silence_short"] == PromptEntry(name="silence_short", silence_ms=200)
     assert cat["pause"] == PromptEntry(name="pause", silence_ms=400)
-    assert cat["num_4"] == PromptEntry(name="num_4", text="چهار")
+    assert cat["code_gap"] == PromptEntry(name="code_gap", silence_ms=300)
+    assert cat["num_4"] == PromptEntry(name="num_4", text="چهار", hint="chahār")
     assert cat["num_9"].text == "نه" and cat["num_9"].spoken_text == "نُه"
-    assert cat["and"].text == "و"
+    # The joined form is written "word و" and spoken "word-o" (a damma, not the word "va").
+    assert cat["num_20_o"] == PromptEntry(
+        name="num_20_o", text="بیست و", say="بیست\u064f", hint="bist-o"
+    )
+    assert "and" not in cat
 
 
 def test_load_catalogue_every_speech_fragment_has_an_entry() -> None:
     cat = load_catalogue(DEFAULT_CATALOGUE)
     missing = [name for name in fragment_names() if name not in cat]
     assert missing == []
-    assert all(cat[name].kind == "spoken" for name in fragment_names())
+    assert all(
+        cat[name].kind == ("silence" if name == "code_gap" else "spoken") for name in fragment_names()
+    )
 
 
 def test_catalogue_texts_only_spoken_entries() -> None:
@@ -185,7 +192,7 @@ def test_build_prompts_subset_writes_8khz_mono_16bit(built: Path, name: str) -> 
     assert len(samples) > 0
 
 
-@pytest.mark.parametrize("name", ["num_4", "num_9", "and"])
+@pytest.mark.parametrize("name", ["num_4", "num_9", "num_20_o", "day_15_e"])
 def test_build_prompts_spoken_entry_is_audible_and_short(built: Path, name: str) -> None:
     _, _, _, samples = read_wav(built / f"{name}.wav")
     # gain -n -3 normalises the peak to about 0.7 of full scale.
