@@ -26,6 +26,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ivr.config import ConfigError, load_settings
+from ivr.flow.definition import load_flow
+from ivr.flow.engine import CallState, Engine
 from ivr.prompts import DEFAULT_CATALOGUE, catalogue_texts, load_catalogue
 from ivr.speech.persian import (
     CODE_GAP,
@@ -350,19 +353,19 @@ def test_jalali_date_naive_datetime_uses_its_calendar_day() -> None:
 def test_jalali_date_aware_utc_in_tehran_early_hours_is_tehrans_day(minutes: int) -> None:
     # 00:00-03:29 in Tehran is still the previous day in UTC (UTC+03:30).
     tehran = datetime.datetime(2024, 3, 20, 0, 0, tzinfo=TEHRAN) + datetime.timedelta(minutes=minutes)
-    utc = tehran.astimezone(datetime.timezone.utc)
+    utc = tehran.astimezone(datetime.UTC)
     assert utc.date() == datetime.date(2024, 3, 19)
     assert jalali_date(utc, TEHRAN)[:2] == ("day_1_e", "month_1")  # Nowruz 1403, not 29 Esfand
     assert jalali_date(tehran, TEHRAN) == jalali_date(datetime.date(2024, 3, 20))
 
 
 def test_jalali_date_aware_after_0330_tehran_same_day_as_utc() -> None:
-    utc = datetime.datetime(2024, 3, 20, 0, 0, tzinfo=datetime.timezone.utc)  # 03:30 Tehran
+    utc = datetime.datetime(2024, 3, 20, 0, 0, tzinfo=datetime.UTC)  # 03:30 Tehran
     assert jalali_date(utc, TEHRAN) == jalali_date(datetime.date(2024, 3, 20))
 
 
 def test_jalali_date_aware_datetime_without_zone_refused() -> None:
-    utc = datetime.datetime(2024, 3, 19, 21, 0, tzinfo=datetime.timezone.utc)
+    utc = datetime.datetime(2024, 3, 19, 21, 0, tzinfo=datetime.UTC)
     with pytest.raises(ValueError, match="aware datetime.*tz="):
         jalali_date(utc)
     with pytest.raises(ValueError, match="aware datetime"):
@@ -370,7 +373,7 @@ def test_jalali_date_aware_datetime_without_zone_refused() -> None:
 
 
 def test_date_text_aware_datetime_converted() -> None:
-    utc = datetime.datetime(2024, 3, 19, 21, 0, tzinfo=datetime.timezone.utc)  # 00:30 Tehran
+    utc = datetime.datetime(2024, 3, 19, 21, 0, tzinfo=datetime.UTC)  # 00:30 Tehran
     assert date_text(utc, TEHRAN).startswith("یکم فروردین")
 
 
@@ -474,3 +477,29 @@ def test_to_text_unknown_fragment_raises_key_error_naming_it() -> None:
 
 def test_to_text_joined_form_written_with_separate_va() -> None:
     assert to_text(("num_20_o", "num_1"), {"num_20_o": "بیست و", "num_1": "یک"}) == "بیست و یک"
+
+
+# ---------------------------------------------------------------------------- settings
+
+
+@pytest.mark.parametrize(
+    ("raw", "groups"),
+    [(None, (3, 3, 3)), ("", (3, 3, 3)), ("4,5", (4, 5)), ("3, 3, 3", (3, 3, 3)), ("none", ())],
+)
+def test_settings_code_groups_parsed(raw: str | None, groups: tuple[int, ...]) -> None:
+    env = {} if raw is None else {"IVR_CODE_GROUPS": raw}
+    assert load_settings(env, dotenv=False).code_groups == groups
+
+
+@pytest.mark.parametrize("raw", ["3;3", "0,3", "x", "3,21"])
+def test_settings_code_groups_malformed_names_setting(raw: str) -> None:
+    with pytest.raises(ConfigError, match="IVR_CODE_GROUPS"):
+        load_settings({"IVR_CODE_GROUPS": raw}, dotenv=False)
+
+
+def test_engine_code_groups_reach_digits_prompt() -> None:
+    engine = Engine(load_flow(), code_groups=(3, 3, 3))
+    state = CallState(line="1888", node="x", vars={"tracking_code": "123456789"})
+    spoken = engine._resolve(state, (("digits", "tracking_code"),))
+    assert spoken == digits("123456789", (3, 3, 3))
+    assert spoken.count(CODE_GAP) == 2

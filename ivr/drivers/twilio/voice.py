@@ -450,6 +450,6 @@ def build_twilio_voice(
     settings: Settings, factory: sessionmaker[Session], *, clock: Callable[[], datetime] = utcnow
 ) -> TwilioVoice:
     """The Twilio driver for this deployment: the packaged flow and the shared actions."""
-    engine = Engine(load_flow(), currency=settings.currency)
+    engine = Engine(load_flow(), currency=settings.currency, code_groups=settings.code_groups)
     actions = TwilioCallActions(factory, settings, clock=clock, outcome_rank=engine.flow.outcome_rank)
     return TwilioVoice(settings, factory, engine, actions, TwimlRenderer(settings, AudioTokens(settings)))
