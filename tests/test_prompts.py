@@ -1,7 +1,9 @@
 """The prompt catalogue (strict YAML) and the builder (espeak-ng + sox, studio files kept)."""
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import time
 import wave
@@ -24,6 +26,8 @@ from ivr.prompts import (
     prompts_out_dir,
 )
 from ivr.speech.persian import fragment_names
+from ivr.speech.script import recording_script
+from tests.conftest import run_cli
 
 SMALL = ["num_4", "num_9", "num_20_o", "day_15_e", "beep", "silence_short", "pause", "code_gap"]
 
@@ -407,3 +411,49 @@ def test_build_prompts_whole_catalogue_every_entry_valid(tmp_path: Path) -> None
             assert peak(samples) > 16000, name
     # ~0.03 s per entry on a laptop; a generous bound catches a lost thread pool.
     assert elapsed < 0.5 * len(catalogue), elapsed
+
+
+# ---------------------------------------------------------------------------- recording script
+
+
+def test_recording_script_every_entry_once_with_text_hint_and_example() -> None:
+    catalogue = load_catalogue(DEFAULT_CATALOGUE)
+    lines = recording_script(catalogue, {"welcome_137": [("137/start", ("welcome_137", "menu_main_137"))]})
+    assert [line.name for line in lines] == list(catalogue)
+    for line in lines:
+        assert line.hint, line.name
+        if line.kind != "sound":
+            assert line.text and any(mine for _, mine in line.example), line.name
+    by_name = {line.name: line for line in lines}
+    assert by_name["welcome_137"].used_in == "137/start"
+    assert by_name["welcome_137"].example_text.startswith(f"«{catalogue['welcome_137'].text}» ")
+
+
+def test_recording_script_fragments_shown_in_a_sentence() -> None:
+    lines = {line.name: line for line in recording_script(load_catalogue(DEFAULT_CATALOGUE), {})}
+    assert set(fragment_names()) <= set(lines)
+    assert lines["num_20_o"].hint == "bist-o" and lines["num_20_o"].say == "بیست\u064f"
+    assert lines["num_20_o"].example_text == "مبلغ جریمه: «بیست و» سه ریال"
+    assert lines["day_15_e"].example_text.startswith("تاریخ نوبت بعدی: «پانزدهم» ")
+    assert lines["toman_o"].example_text == (
+        "مبلغ جریمه: هزار و دویست و سی و چهار «تومان و» پنج ریال"
+    )
+    assert "سه · «چهار» پنج" in lines["num_4"].example_text  # the code's groups
+    assert lines["code_gap"].kind == "sound" and "300 ms" in lines["code_gap"].hint
+
+
+def test_cli_prompts_script_writes_csv_with_bom_and_printable_page(env: Path) -> None:
+    code, out, _ = run_cli("prompts", "script", "--out", "script")
+    assert code == 0 and "recording-script.csv" in out
+    raw = (env / "script" / "recording-script.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert rows[0] == ["name", "kind", "text", "say", "hint", "example", "used_in"]
+    names = [row[0] for row in rows[1:]]
+    assert names == list(load_catalogue(DEFAULT_CATALOGUE))
+    welcome = next(row for row in rows if row[0] == "welcome_1888")
+    assert "1888/" in welcome[6]
+    page = (env / "script" / "recording-script.html").read_text(encoding="utf-8")
+    assert page.startswith("<!doctype html>") and 'dir="rtl"' in page
+    assert "<script" not in page.lower()
+    assert page.count("<tr") == len(names) + 1 and "<mark>بیست و</mark>" in page
