@@ -17,6 +17,7 @@ Catalogue entries:
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -24,7 +25,8 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+import wave
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +62,10 @@ class CatalogueError(ValueError):
 
 class PromptBuildError(RuntimeError):
     """Prompt audio could not be built; the message is one line saying why."""
+
+
+class PromptAudioError(ValueError):
+    """Prompt files cannot be joined (unreadable, or not all in one format); the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -231,6 +237,41 @@ def check_prompt_files(names: Iterable[str], out_dir: Path | str) -> list[str]:
         if not (out / f"{name}.wav").is_file():
             missing.append(name)
     return missing
+
+
+def concatenate_wavs(paths: Sequence[Path]) -> bytes:
+    """One PCM WAV of the given prompt files played back to back, as a caller hears them in a row.
+
+    Every file must have the same rate, channels and sample width (what `build_prompts`
+    writes: 8 kHz mono 16-bit); a studio file in another format is named in the error.
+    """
+    if not paths:
+        raise PromptAudioError("nothing to join")
+    params: tuple[int, int, int] | None = None
+    frames: list[bytes] = []
+    for path in paths:
+        try:
+            with wave.open(str(path), "rb") as w:
+                these = (w.getnchannels(), w.getsampwidth(), w.getframerate())
+                data = w.readframes(w.getnframes())
+        except (OSError, EOFError, wave.Error) as exc:
+            raise PromptAudioError(f"{path.name}: not a readable PCM WAV ({exc})") from None
+        if params is None:
+            params = these
+        elif these != params:
+            raise PromptAudioError(
+                f"{path.name}: {these[2]} Hz, {these[0]} channel(s), {8 * these[1]}-bit;"
+                f" the others are {params[2]} Hz, {params[0]} channel(s), {8 * params[1]}-bit"
+            )
+        frames.append(data)
+    assert params is not None
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as out:
+        out.setnchannels(params[0])
+        out.setsampwidth(params[1])
+        out.setframerate(params[2])
+        out.writeframes(b"".join(frames))
+    return buf.getvalue()
 
 
 # ---------------------------------------------------------------------------- builder
