@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from ivr.config import Settings
+from ivr.models import User
 from ivr.prompts import DEFAULT_CATALOGUE, PromptAudioError, build_prompts, concatenate_wavs
+from ivr.services.users import hash_password
 from ivr.speech import persian
 from ivr.speech.preview import PreviewError, compose_preview, preview_fragments
-from tests.conftest import login
+from tests.conftest import browser_login, login
 
 NEEDED = ["num_thousand_o", "num_400_o", "num_3", "num_1", "num_2", "num_4", "num_5", "num_6",
           "code_gap", "day_15_e", "month_7", "num_12", "num_300_o", "num_40_o", "num_5", "rial"]
@@ -24,6 +26,12 @@ def fragments_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("prompts")
     build_prompts(DEFAULT_CATALOGUE, root / "fa", names=NEEDED)
     return root
+
+
+@pytest.fixture
+def settings(settings: Settings, fragments_dir: Path) -> Settings:
+    """The suite's settings, playing this module's fragments (the live server's too)."""
+    return settings.with_(prompts_dir=fragments_dir)
 
 
 def frames(data: bytes) -> tuple[tuple[int, int, int], int]:
@@ -110,3 +118,23 @@ def test_admin_prompt_preview_plays_wav_or_says_why(settings, session_factory, j
     operator = app.test_client()
     login(operator, *make_user("operator"))
     assert operator.get("/admin/prompt-preview.wav?kind=number&value=5").status_code == 403
+
+
+@pytest.mark.slow
+def test_browser_prompt_preview_plays_a_date(page, live_server) -> None:
+    """The page's script fetches the composed WAV, shows its fragments and plays it."""
+    with live_server.session_factory() as session:
+        session.add(User(username="admin1", full_name="مدیر سامانه", role="admin",
+                         password_hash=hash_password("a long password")))
+        session.commit()
+    browser_login(page, live_server, "admin1", "a long password")
+    page.goto("/admin/prompts")
+    page.select_option("#preview-form select[name=kind]", "date")
+    page.fill("#preview-form input[name=value]", "۱۴۰۳/۰۷/۱۵")
+    with page.expect_response(lambda r: "prompt-preview.wav" in r.url) as wav:
+        page.click("#preview-form button[type=submit]")
+    assert wav.value.status == 200 and wav.value.headers["content-type"] == "audio/wav"
+    page.wait_for_function("document.getElementById('preview-result').textContent.includes('day_15_e')")
+    page.fill("#preview-form input[name=value]", "1403/13/40")
+    page.click("#preview-form button[type=submit]")
+    page.wait_for_function("document.getElementById('preview-result').textContent.includes('تاریخ')")

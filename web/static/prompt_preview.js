@@ -16,13 +16,16 @@
       if (!resp.ok) {
         return resp.text().then(function (text) { result.textContent = text; });
       }
-      result.textContent = resp.headers.get("X-Fragments") || "";
+      var names = resp.headers.get("X-Fragments") || "";
+      result.textContent = names;
       if (audio) { audio.pause(); }
       // Played from the same URL (not a blob:) so a strict Content-Security-Policy allows it.
       audio = new Audio(url);
-      return audio.play();
+      audio.play().catch(function () {
+        result.textContent = names + " — پخش ممکن نشد.";
+      });
     }).catch(function () {
-      result.textContent = "پخش ممکن نشد.";
+      result.textContent = "پاسخی از سرور نرسید.";
     });
   });
 }());
