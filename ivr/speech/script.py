@@ -12,10 +12,9 @@ from __future__ import annotations
 import csv
 import datetime
 import html
-import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 import jdatetime
 
@@ -183,7 +182,7 @@ def _default_hint(entry: PromptEntry) -> str:
 CSV_COLUMNS = ("name", "kind", "text", "say", "hint", "example", "used_in")
 
 
-def write_csv(lines: Iterable[ScriptLine], out: io.TextIOBase | Any) -> None:
+def write_csv(lines: Iterable[ScriptLine], out: TextIO) -> None:
     """The script as CSV; open `out` with encoding 'utf-8-sig' so the file starts with a BOM."""
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
@@ -224,7 +223,7 @@ mark { background: #ffe58a; font-weight: bold; }
 _KIND_FA = {"fragment": "پاره", "prompt": "پیام", "sound": "صدای ساختگی"}
 
 
-def write_html(lines: Iterable[ScriptLine], out: io.TextIOBase | Any) -> None:
+def write_html(lines: Iterable[ScriptLine], out: TextIO) -> None:
     """The script as a printable right-to-left HTML page (no script, one table)."""
     e = html.escape
     out.write(_PAGE_HEAD)
