@@ -97,6 +97,12 @@ def test_catalogue_texts_only_spoken_entries() -> None:
     assert texts["month_1"] == "فروردین"
 
 
+def test_load_catalogue_hint_kept_and_never_synthesised(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.yaml", "num_20_o: {text: بیست و, say: بیستُ, hint: bist-o}\n")
+    entry = load_catalogue(path)["num_20_o"]
+    assert (entry.text, entry.spoken_text, entry.hint) == ("بیست و", "بیستُ", "bist-o")
+
+
 def test_load_catalogue_duplicate_key_rejected_naming_it(tmp_path: Path) -> None:
     path = write(tmp_path / "c.yaml", "welcome: سلام\nnum_1: یک\nwelcome: خوش آمدید\n")
     with pytest.raises(CatalogueError, match=r"duplicate entry 'welcome' at line 3"):
@@ -109,10 +115,12 @@ def test_load_catalogue_duplicate_key_inside_mapping_rejected(tmp_path: Path) ->
         load_catalogue(path)
 
 
-@pytest.mark.parametrize("value", ['""', "'   '", "", "{text: ''}", "{text: یک, say: ''}"])
+@pytest.mark.parametrize(
+    "value", ['""', "'   '", "", "{text: ''}", "{text: یک, say: ''}", "{text: یک, hint: ''}"]
+)
 def test_load_catalogue_empty_text_rejected_naming_entry(tmp_path: Path, value: str) -> None:
     path = write(tmp_path / "c.yaml", f"num_1: یک\nwelcome: {value}\n")
-    with pytest.raises(CatalogueError, match=r"entry 'welcome': (text|say) is empty"):
+    with pytest.raises(CatalogueError, match=r"entry 'welcome': (text|say|hint) is empty"):
         load_catalogue(path)
 
 
