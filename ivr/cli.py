@@ -250,6 +250,43 @@ def prompts_build(ctx: click.Context, force: bool) -> None:
         click.echo(f"not in the catalogue (left alone): {', '.join(sorted(report.orphans))}")
 
 
+@prompts.command("script")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Folder to write recording-script.csv and recording-script.html into.")
+@click.pass_context
+@friendly
+def prompts_script(ctx: click.Context, out_dir: Path) -> None:
+    """Write the recording script: every prompt with its text, a hint and an example sentence."""
+    # per command: importing the program up front costs start-up time (module docstring)
+    from ivr.flow.definition import load_flow
+    from ivr.prompts import load_catalogue
+    from ivr.speech.script import recording_script, write_csv, write_html
+
+    settings = _settings(ctx)
+    # prompt → node → (lines, what the node plays); a node shared by both lines is listed once.
+    nodes: dict[str, dict[str, tuple[list[str], tuple[Any, ...]]]] = {}
+    for line, line_flow in sorted(load_flow().lines.items()):
+        for node in line_flow.nodes.values():
+            played = (*node.intro, *node.prompts)
+            for name in {p for p in played if isinstance(p, str)}:
+                nodes.setdefault(name, {}).setdefault(node.name, ([], played))[0].append(line)
+    uses = {
+        name: [(f"{'+'.join(lines)}/{node}", played) for node, (lines, played) in by_node.items()]
+        for name, by_node in nodes.items()
+    }
+    lines = recording_script(
+        load_catalogue(settings.prompts_dir / "catalogue.yaml"), uses, settings.code_groups or (3, 3, 3)
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, html_path = out_dir / "recording-script.csv", out_dir / "recording-script.html"
+    # utf-8-sig: the BOM makes spreadsheet tools read the Persian as UTF-8.
+    with csv_path.open("w", encoding="utf-8-sig", newline="") as f:
+        write_csv(lines, f)
+    with html_path.open("w", encoding="utf-8") as f:
+        write_html(lines, f)
+    click.echo(f"{len(lines)} prompts: {csv_path}, {html_path}")
+
+
 @main.group()
 def flow() -> None:
     """The call-flow definition."""

@@ -46,6 +46,8 @@ class Settings:
     web_port: int = 8137
     operator_hours: tuple[time, time] = (time(7, 0), time(19, 0))
     currency: str = "rial"
+    # Tracking codes are read in groups of these sizes with a short pause (IVR_CODE_GROUPS).
+    code_groups: tuple[int, ...] = (3, 3, 3)
     min_speech_ms: int = 300
     silence_threshold_dbfs: float = -45.0
     agi_max_calls: int = 2000
@@ -190,6 +192,21 @@ def _backoff(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tup
     return delays
 
 
+def _code_groups(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    raw = (env.get(name) or "").strip()
+    if raw == "":
+        return default
+    if raw.lower() in ("0", "none", "off"):
+        return ()  # one run of digits, as before groups existed
+    try:
+        sizes = tuple(int(p) for p in raw.split(","))
+    except ValueError:
+        raise ConfigError(f"{name}: expected group sizes separated by commas, e.g. 3,3,3, got {raw!r}") from None
+    if not 1 <= len(sizes) <= 10 or any(not 1 <= g <= 20 for g in sizes):
+        raise ConfigError(f"{name}: expected 1 to 10 group sizes from 1 to 20 (or none), got {raw!r}")
+    return sizes
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = (env.get(name) or "").strip().lower()
     if raw == "":
@@ -247,6 +264,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         web_port=_int(env, "IVR_WEB_PORT", 8137, 1, 65535),
         operator_hours=_hours(env, "IVR_OPERATOR_HOURS", (time(7, 0), time(19, 0))),
         currency=currency,
+        code_groups=_code_groups(env, "IVR_CODE_GROUPS", (3, 3, 3)),
         min_speech_ms=_int(env, "IVR_MIN_SPEECH_MS", 300, 0, 10000),
         silence_threshold_dbfs=_float(env, "IVR_SILENCE_THRESHOLD_DBFS", -45.0),
         agi_max_calls=_int(env, "IVR_AGI_MAX_CALLS", 2000, 1, 100000),

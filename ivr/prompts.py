@@ -10,12 +10,14 @@ Catalogue entries:
 
     welcome: به سامانه ۱۳۷ خوش آمدید          # spoken text
     num_9: {text: نه, say: نُه}                # text for SMS/console, `say` for the synthesiser
+    num_20_o: {text: بیست و, say: بیستُ, hint: bist-o}   # `hint`: how it sounds, for the voice talent
     beep: {tone_hz: 1000, ms: 250}             # a sine tone
     silence_short: {silence_ms: 200}           # silence
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -23,7 +25,8 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+import wave
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +48,7 @@ RECIPE_VERSION = 1
 _NAME_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
 _TONE_KEYS = frozenset({"tone_hz", "ms"})
 _SILENCE_KEYS = frozenset({"silence_ms"})
-_TEXT_KEYS = frozenset({"text", "say"})
+_TEXT_KEYS = frozenset({"text", "say", "hint"})
 _MAX_MS = 60_000
 # Above the 4 kHz Nyquist limit of an 8 kHz file a tone would alias into something else.
 _MAX_TONE_HZ = 3_900
@@ -61,6 +64,10 @@ class PromptBuildError(RuntimeError):
     """Prompt audio could not be built; the message is one line saying why."""
 
 
+class PromptAudioError(ValueError):
+    """Prompt files cannot be joined (unreadable, or not all in one format); the message names the file."""
+
+
 @dataclass(frozen=True)
 class PromptEntry:
     """One catalogue entry: a spoken text, a tone, or a silence."""
@@ -72,6 +79,8 @@ class PromptEntry:
     silence_ms: int | None = None
     # What the synthesiser reads when the written text would be mispronounced (نه → نُه).
     say: str | None = None
+    # How it sounds, in Latin letters, for the voice talent (never synthesised).
+    hint: str | None = None
 
     @property
     def kind(self) -> str:
@@ -171,13 +180,15 @@ def _entry(name: str, value: object) -> PromptEntry:
         )
     if "text" in keys and keys <= _TEXT_KEYS:
         say = value.get("say")
+        hint = value.get("hint")
         return PromptEntry(
             name=name,
             text=_text(name, "text", value["text"]),
             say=None if say is None and "say" not in keys else _text(name, "say", say),
+            hint=None if hint is None and "hint" not in keys else _text(name, "hint", hint),
         )
     raise CatalogueError(
-        f"entry {name!r}: expected a text, {{text, say}}, {{tone_hz, ms}} or {{silence_ms}},"
+        f"entry {name!r}: expected a text, {{text, say, hint}}, {{tone_hz, ms}} or {{silence_ms}},"
         f" got keys {sorted(map(str, keys))}"
     )
 
@@ -226,6 +237,41 @@ def check_prompt_files(names: Iterable[str], out_dir: Path | str) -> list[str]:
         if not (out / f"{name}.wav").is_file():
             missing.append(name)
     return missing
+
+
+def concatenate_wavs(paths: Sequence[Path]) -> bytes:
+    """One PCM WAV of the given prompt files played back to back, as a caller hears them in a row.
+
+    Every file must have the same rate, channels and sample width (what `build_prompts`
+    writes: 8 kHz mono 16-bit); a studio file in another format is named in the error.
+    """
+    if not paths:
+        raise PromptAudioError("nothing to join")
+    params: tuple[int, int, int] | None = None
+    frames: list[bytes] = []
+    for path in paths:
+        try:
+            with wave.open(str(path), "rb") as w:
+                these = (w.getnchannels(), w.getsampwidth(), w.getframerate())
+                data = w.readframes(w.getnframes())
+        except (OSError, EOFError, wave.Error) as exc:
+            raise PromptAudioError(f"{path.name}: not a readable PCM WAV ({exc})") from None
+        if params is None:
+            params = these
+        elif these != params:
+            raise PromptAudioError(
+                f"{path.name}: {these[2]} Hz, {these[0]} channel(s), {8 * these[1]}-bit;"
+                f" the others are {params[2]} Hz, {params[0]} channel(s), {8 * params[1]}-bit"
+            )
+        frames.append(data)
+    assert params is not None
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as out:
+        out.setnchannels(params[0])
+        out.setsampwidth(params[1])
+        out.setframerate(params[2])
+        out.writeframes(b"".join(frames))
+    return buf.getvalue()
 
 
 # ---------------------------------------------------------------------------- builder

@@ -687,5 +687,5 @@ def build_runner(
     if factory is None:
         factory = make_sessionmaker(make_engine(settings.database_url))
     if engine is None:
-        engine = Engine(load_flow(), currency=settings.currency)
+        engine = Engine(load_flow(), currency=settings.currency, code_groups=settings.code_groups)
     return CallRunner(engine, CallActions(factory, settings, clock=clock, outcome_rank=engine.flow.outcome_rank))

@@ -17,6 +17,7 @@ from ivr.services.cases import (
     find_case,
     import_cases,
 )
+from ivr.speech.persian import MAX_NUMBER, amount
 
 HEADER = "case_number,kind,district,stage,next_date,verdict,fine_rials,updated_at"
 
@@ -123,6 +124,27 @@ def test_import_cases_fine_beyond_64_bits_is_rejected_not_crashing_the_batch(db:
         (2, "fine_rials '99999999999999999999' is too large (at most 18 digits)")
     ]
     assert case_count(db) == 1
+
+
+def test_import_cases_fine_that_cannot_be_spoken_is_refused_with_its_line(db: Session) -> None:
+    report = import_cases(
+        db,
+        feed(
+            "3101,article100,1,final_verdict,,fine,999999999999999,",  # the largest speakable
+            "3102,article100,1,final_verdict,,fine,1000000000000000,",
+            "3103,article100,1,final_verdict,,fine,۱۲۳۴۵۶۷۸۹۰۱۲۳۴۵۶,",
+        ),
+    )
+
+    assert report.errors == [
+        (3, "fine_rials '1000000000000000' cannot be spoken on the phone"
+            " (at most 999,999,999,999,999 rials)"),
+        (4, "fine_rials '۱۲۳۴۵۶۷۸۹۰۱۲۳۴۵۶' cannot be spoken on the phone"
+            " (at most 999,999,999,999,999 rials)"),
+    ]
+    case = find_case(db, "article100", "3101")
+    assert case is not None and case.fine_rials == MAX_NUMBER
+    assert amount(case.fine_rials, "rial")[-1] == "rial"  # what the phone will say
 
 
 def test_import_cases_reimport_updates_stage_without_duplicating(db: Session) -> None:

@@ -212,7 +212,7 @@ def test_journey_case_lookup_speaks_stage_and_jalali_date(agi: AgiServer, settin
     fake = call(agi, settings, [press("4"), press("2"), type_digits("4455667#")])
     i = fake.heard.index("case_kind_article100")
     assert fake.heard[i : i + 3] == ["case_kind_article100", "stage_hearing_scheduled", "case_next_date"]
-    assert fake.heard[i + 3 : i + 5] == ["day_15", "month_7"]  # 15 Mehr 1403
+    assert fake.heard[i + 3 : i + 5] == ["day_15_e", "month_7"]  # 15 Mehr 1403, with ezafe
     year = list(persian.number(1403))
     assert fake.heard[i + 5 : i + 5 + len(year)] == year
     assert "verdict_fine" in fake.heard and "case_fine" in fake.heard

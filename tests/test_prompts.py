@@ -1,7 +1,9 @@
 """The prompt catalogue (strict YAML) and the builder (espeak-ng + sox, studio files kept)."""
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import time
 import wave
@@ -24,8 +26,10 @@ from ivr.prompts import (
     prompts_out_dir,
 )
 from ivr.speech.persian import fragment_names
+from ivr.speech.script import recording_script
+from tests.conftest import run_cli
 
-SMALL = ["num_4", "num_9", "and", "beep", "silence_short", "pause"]
+SMALL = ["num_4", "num_9", "num_20_o", "day_15_e", "beep", "silence_short", "pause", "code_gap"]
 
 
 def write(path: Path, text: str) -> Path:
@@ -68,22 +72,35 @@ def test_load_catalogue_default_has_fragments_and_generated_sounds() -> None:
     assert cat["beep"] == PromptEntry(name="beep", tone_hz=1000, ms=250)
     assert cat["silence_short"] == PromptEntry(name="silence_short", silence_ms=200)
     assert cat["pause"] == PromptEntry(name="pause", silence_ms=400)
-    assert cat["num_4"] == PromptEntry(name="num_4", text="چهار")
+    assert cat["code_gap"] == PromptEntry(name="code_gap", silence_ms=300)
+    assert cat["num_4"] == PromptEntry(name="num_4", text="چهار", hint="chahār")
     assert cat["num_9"].text == "نه" and cat["num_9"].spoken_text == "نُه"
-    assert cat["and"].text == "و"
+    # The joined form is written "word و" and spoken "word-o" (a damma, not the word "va").
+    assert cat["num_20_o"] == PromptEntry(
+        name="num_20_o", text="بیست و", say="بیست\u064f", hint="bist-o"
+    )
+    assert "and" not in cat
 
 
 def test_load_catalogue_every_speech_fragment_has_an_entry() -> None:
     cat = load_catalogue(DEFAULT_CATALOGUE)
     missing = [name for name in fragment_names() if name not in cat]
     assert missing == []
-    assert all(cat[name].kind == "spoken" for name in fragment_names())
+    assert all(
+        cat[name].kind == ("silence" if name == "code_gap" else "spoken") for name in fragment_names()
+    )
 
 
 def test_catalogue_texts_only_spoken_entries() -> None:
     texts = catalogue_texts(DEFAULT_CATALOGUE)
     assert "beep" not in texts and "pause" not in texts
     assert texts["month_1"] == "فروردین"
+
+
+def test_load_catalogue_hint_kept_and_never_synthesised(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.yaml", "num_20_o: {text: بیست و, say: بیستُ, hint: bist-o}\n")
+    entry = load_catalogue(path)["num_20_o"]
+    assert (entry.text, entry.spoken_text, entry.hint) == ("بیست و", "بیستُ", "bist-o")
 
 
 def test_load_catalogue_duplicate_key_rejected_naming_it(tmp_path: Path) -> None:
@@ -98,10 +115,12 @@ def test_load_catalogue_duplicate_key_inside_mapping_rejected(tmp_path: Path) ->
         load_catalogue(path)
 
 
-@pytest.mark.parametrize("value", ['""', "'   '", "", "{text: ''}", "{text: یک, say: ''}"])
+@pytest.mark.parametrize(
+    "value", ['""', "'   '", "", "{text: ''}", "{text: یک, say: ''}", "{text: یک, hint: ''}"]
+)
 def test_load_catalogue_empty_text_rejected_naming_entry(tmp_path: Path, value: str) -> None:
     path = write(tmp_path / "c.yaml", f"num_1: یک\nwelcome: {value}\n")
-    with pytest.raises(CatalogueError, match=r"entry 'welcome': (text|say) is empty"):
+    with pytest.raises(CatalogueError, match=r"entry 'welcome': (text|say|hint) is empty"):
         load_catalogue(path)
 
 
@@ -185,7 +204,7 @@ def test_build_prompts_subset_writes_8khz_mono_16bit(built: Path, name: str) -> 
     assert len(samples) > 0
 
 
-@pytest.mark.parametrize("name", ["num_4", "num_9", "and"])
+@pytest.mark.parametrize("name", ["num_4", "num_9", "num_20_o", "day_15_e"])
 def test_build_prompts_spoken_entry_is_audible_and_short(built: Path, name: str) -> None:
     _, _, _, samples = read_wav(built / f"{name}.wav")
     # gain -n -3 normalises the peak to about 0.7 of full scale.
@@ -400,3 +419,49 @@ def test_build_prompts_whole_catalogue_every_entry_valid(tmp_path: Path) -> None
             assert peak(samples) > 16000, name
     # ~0.03 s per entry on a laptop; a generous bound catches a lost thread pool.
     assert elapsed < 0.5 * len(catalogue), elapsed
+
+
+# ---------------------------------------------------------------------------- recording script
+
+
+def test_recording_script_every_entry_once_with_text_hint_and_example() -> None:
+    catalogue = load_catalogue(DEFAULT_CATALOGUE)
+    lines = recording_script(catalogue, {"welcome_137": [("137/start", ("welcome_137", "menu_main_137"))]})
+    assert [line.name for line in lines] == list(catalogue)
+    for line in lines:
+        assert line.hint, line.name
+        if line.kind != "sound":
+            assert line.text and any(mine for _, mine in line.example), line.name
+    by_name = {line.name: line for line in lines}
+    assert by_name["welcome_137"].used_in == "137/start"
+    assert by_name["welcome_137"].example_text.startswith(f"«{catalogue['welcome_137'].text}» ")
+
+
+def test_recording_script_fragments_shown_in_a_sentence() -> None:
+    lines = {line.name: line for line in recording_script(load_catalogue(DEFAULT_CATALOGUE), {})}
+    assert set(fragment_names()) <= set(lines)
+    assert lines["num_20_o"].hint == "bist-o" and lines["num_20_o"].say == "بیست\u064f"
+    assert lines["num_20_o"].example_text == "مبلغ جریمه: «بیست و» سه ریال"
+    assert lines["day_15_e"].example_text.startswith("تاریخ نوبت بعدی: «پانزدهم» ")
+    assert lines["toman_o"].example_text == (
+        "مبلغ جریمه: هزار و دویست و سی و چهار «تومان و» پنج ریال"
+    )
+    assert "سه · «چهار» پنج" in lines["num_4"].example_text  # the code's groups
+    assert lines["code_gap"].kind == "sound" and "300 ms" in lines["code_gap"].hint
+
+
+def test_cli_prompts_script_writes_csv_with_bom_and_printable_page(env: Path) -> None:
+    code, out, _ = run_cli("prompts", "script", "--out", "script")
+    assert code == 0 and "recording-script.csv" in out
+    raw = (env / "script" / "recording-script.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert rows[0] == ["name", "kind", "text", "say", "hint", "example", "used_in"]
+    names = [row[0] for row in rows[1:]]
+    assert names == list(load_catalogue(DEFAULT_CATALOGUE))
+    welcome = next(row for row in rows if row[0] == "welcome_1888")
+    assert "1888/" in welcome[6]
+    page = (env / "script" / "recording-script.html").read_text(encoding="utf-8")
+    assert page.startswith("<!doctype html>") and 'dir="rtl"' in page
+    assert "<script" not in page.lower()
+    assert page.count("<tr") == len(names) + 1 and "<mark>بیست و</mark>" in page

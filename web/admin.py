@@ -8,6 +8,7 @@ from typing import Any
 from flask import (
     Blueprint,
     Flask,
+    Response,
     abort,
     current_app,
     flash,
@@ -25,6 +26,7 @@ from ivr.db import transaction
 from ivr.models import utcnow
 from ivr.services import admin as svc
 from ivr.services import api_tokens
+from ivr.speech.preview import PREVIEW_KINDS, PreviewError, compose_preview
 from ivr.vocabulary import ROLES, UNIT_KINDS
 from web.auth import roles_required
 from web.home import add_nav
@@ -297,7 +299,7 @@ def remove_holiday(day: str) -> ResponseReturnValue:
 @roles_required(*ADMINS)
 def prompts() -> ResponseReturnValue:
     """The prompt catalogue with a play button per prompt."""
-    return render_template("admin/prompts.html", rows=svc.prompt_catalogue(_settings()))
+    return render_template("admin/prompts.html", rows=svc.prompt_catalogue(_settings()), preview_kinds=PREVIEW_KINDS)
 
 
 @bp.get("/prompts/<name>.wav")
@@ -309,6 +311,20 @@ def prompt_audio(name: str) -> ResponseReturnValue:
     except svc.NotFound:
         abort(404)
     return send_file(path, mimetype="audio/wav", conditional=True, max_age=300)
+
+
+@bp.get("/prompt-preview.wav")
+@roles_required(*ADMINS)
+def prompt_preview() -> ResponseReturnValue:
+    """A typed number, amount, date or code said with the current fragments, as one WAV."""
+    try:
+        preview = compose_preview(request.args.get("kind", ""), request.args.get("value", ""), _settings())
+    except PreviewError as exc:
+        return Response(str(exc), status=400, mimetype="text/plain")
+    resp = Response(preview.wav, mimetype="audio/wav")
+    resp.headers["X-Fragments"] = " ".join(preview.names)  # catalogue names: ASCII
+    resp.headers["Cache-Control"] = "no-store"  # fragments change when they are rebuilt or recorded
+    return resp
 
 
 # Where a failed change is shown again, by the endpoint it returns to.

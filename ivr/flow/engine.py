@@ -99,9 +99,13 @@ class FlowEngineError(RuntimeError):
 class Engine:
     """Runs a FlowDefinition. One engine serves every call; it keeps no per-call data."""
 
-    def __init__(self, flow: FlowDefinition, currency: str = "rial") -> None:
+    def __init__(
+        self, flow: FlowDefinition, currency: str = "rial", code_groups: tuple[int, ...] = ()
+    ) -> None:
         self.flow = flow
         self.currency = currency
+        # Sizes of the groups a {digits: var} prompt is read in (Settings.code_groups).
+        self.code_groups = code_groups
 
     # ---- public ---------------------------------------------------------------------
 
@@ -331,7 +335,7 @@ class Engine:
             if kind == "say":
                 out.extend([value] if isinstance(value, str) else value)
             elif kind == "digits":
-                out.extend(persian.digits(str(value)))
+                out.extend(persian.digits(str(value), self.code_groups))
             elif kind == "number":
                 out.extend(persian.number(int(value)))
             elif kind == "amount":

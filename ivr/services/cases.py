@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from ivr.identifiers import latin_digits
 from ivr.models import UrbanCase, utcnow
+from ivr.speech.persian import MAX_AMOUNT_RIALS, speakable_amount
 from ivr.vocabulary import CASE_KINDS, CASE_STAGES, DEFAULT_DISTRICTS, VERDICTS
 
 CASES_CSV_COLUMNS = (
@@ -279,6 +280,12 @@ def _validate(fields: list[str], districts: int = DEFAULT_DISTRICTS) -> tuple[Ca
         elif len(digits) > 18:
             # The column is a 64-bit integer; one oversized value would fail the whole batch.
             problems.append(f"fine_rials {raw_fine!r} is too large (at most 18 digits)")
+        elif not speakable_amount(int(digits)):
+            # Stored, it would make every look-up of the case fail on the phone.
+            problems.append(
+                f"fine_rials {raw_fine!r} cannot be spoken on the phone"
+                f" (at most {MAX_AMOUNT_RIALS:,} rials)"
+            )
         else:
             fine = int(digits)
 

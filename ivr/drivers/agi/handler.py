@@ -123,7 +123,7 @@ def _run_early(
     from ivr.flow.definition import load_flow
     from ivr.flow.engine import Engine
 
-    engine = Engine(load_flow(), currency=settings.currency)
+    engine = Engine(load_flow(), currency=settings.currency, code_groups=settings.code_groups)
     line, args = line_from_env(channel.env, engine.flow.lines)  # UnknownLine → apology, operator
     loaded: list[Any] = []
 
