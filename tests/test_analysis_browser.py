@@ -49,6 +49,7 @@ def test_browser_analyst_sees_every_chart_with_its_numbers(page, live_server) ->
     browser_login(page, live_server, "desk-analyst", PASSWORD)
     page.click("text=میز تحلیل")
     page.wait_for_selector("#chart-funnel")
+    page.wait_for_load_state("load")  # the charts are drawn by scripts that run before `load`
     for chart in CHARTS:
         assert page.evaluate(f"!!Chart.getChart(document.getElementById('{chart}'))"), chart
     labels = page.evaluate("Chart.getChart(document.getElementById('chart-calls-daily')).data.labels")

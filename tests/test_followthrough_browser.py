@@ -65,6 +65,8 @@ def test_browser_manager_sees_the_trend_chart(page, live_server) -> None:
     _sign_in(page, live_server, "manager1", "manager", unit_id)
     page.click("text=ارزیابی عملکرد")
     page.wait_for_selector("#trend-chart")
+    # The chart is drawn by a script that may still be running when the canvas appears.
+    page.wait_for_function("() => window.Chart && !!Chart.getChart(document.getElementById('trend-chart'))")
     assert page.evaluate("typeof Chart") == "function"
     assert page.evaluate("Chart.getChart(document.getElementById('trend-chart')).data.datasets[0].data.length") == 6
     rows = [row.split("\t")[1:] for row in page.locator("#trend tbody tr").all_inner_texts()]

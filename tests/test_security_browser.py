@@ -53,6 +53,8 @@ def test_browser_csp_scorecard_chart_and_month_picker_work(page, live_server) ->
     browser_login(page, live_server, "manager1", PASSWORD)
     page.click("text=ارزیابی عملکرد")
     page.wait_for_selector("#trend-chart")
+    # The chart is drawn by a script that may still be running when the canvas appears.
+    page.wait_for_function("() => window.Chart && !!Chart.getChart(document.getElementById('trend-chart'))")
     assert page.evaluate("!!Chart.getChart(document.getElementById('trend-chart'))")
     _shot(page, "scorecard")
     other = page.evaluate("document.querySelectorAll('#month option')[1].value")
