@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.db import transaction
 from ivr.infra.audio_convert import (
+    ConversionSlots,
     ConvertedAudio,
     ReplyAudioError,
     ReplyAudioLimits,
@@ -152,10 +153,12 @@ def send_reply(
     text: str | None = None,
     work_root: Path,
     limits: ReplyAudioLimits | None = None,
+    slots: ConversionSlots | None = None,
     ip: str | None = None,
 ) -> int:
     """The console's reply: check and convert the upload, store it with the reply, then queue the notice.
 
+    `slots` bounds how many conversions run at once (the app keeps one for all requests).
     Returns the reply id. Any error (ReplyError, InboxError) leaves no file and no row behind.
     """
     limits = limits or ReplyAudioLimits()
@@ -173,7 +176,7 @@ def send_reply(
         src = work / "upload"  # no extension: the content decides what it is
         _copy_limited(upload, src, limits.max_bytes)
         try:
-            converted = convert_reply_audio(src, work, limits)
+            converted = convert_reply_audio(src, work, limits, slots)
         except ReplyAudioError as exc:
             raise ReplyError(exc.text, exc.status, exc.reason) from None
         stored = store_converted(store, converted)
