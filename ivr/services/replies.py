@@ -199,3 +199,22 @@ def _copy_limited(upload: IO[bytes] | None, dest: Path, max_bytes: int) -> None:
         while upload is not None and left > 0 and (chunk := upload.read(min(1 << 16, left))):
             out.write(chunk)
             left -= len(chunk)
+
+
+def reply_of_phone_audio(session: Session, rel_path: str) -> int | None:
+    """The id of the reply whose phone WAV is stored at `rel_path` (None for any other recording)."""
+    return session.scalar(
+        select(Recording.reply_id).where(
+            Recording.path == rel_path, Recording.purpose == "reply", Recording.format == "wav"
+        )
+    )
+
+
+def phone_audio_of_reply(session: Session, reply_id: int) -> str | None:
+    """Where (under the recordings folder) the phone WAV of reply `reply_id` is, if it has one."""
+    return session.scalar(
+        select(Recording.path)
+        .where(Recording.reply_id == reply_id, Recording.purpose == "reply", Recording.format == "wav")
+        .order_by(Recording.id.desc())
+        .limit(1)
+    )

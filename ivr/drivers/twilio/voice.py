@@ -452,4 +452,4 @@ def build_twilio_voice(
     """The Twilio driver for this deployment: the packaged flow and the shared actions."""
     engine = Engine(load_flow(), currency=settings.currency)
     actions = TwilioCallActions(factory, settings, clock=clock, outcome_rank=engine.flow.outcome_rank)
-    return TwilioVoice(settings, factory, engine, actions, TwimlRenderer(settings, AudioTokens(settings)))
+    return TwilioVoice(settings, factory, engine, actions, TwimlRenderer(settings, AudioTokens(settings, factory)))
