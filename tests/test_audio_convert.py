@@ -7,6 +7,7 @@ import sys
 import threading
 import wave
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,7 +60,7 @@ def surround_silence(path: Path, seconds: int) -> Path:
     return path
 
 
-def measure(src: Path, tmp_path: Path) -> dict[str, object]:
+def measure(src: Path, tmp_path: Path) -> dict[str, Any]:
     """Convert `src` in a fresh Python process; its answer and peak memory figures."""
     done = subprocess.run([sys.executable, "-c", MEASURE, str(src), str(tmp_path)], cwd=ROOT, check=True,
                           capture_output=True, text=True, timeout=300)
@@ -85,7 +86,6 @@ def test_convert_surround_192khz_flac_keeps_the_server_memory_bounded(tmp_path: 
     assert (out["status"], out["reason"]) == (400, reason)
     assert out["text"] in ("پاسخ صوتی بیش از 3 دقیقه است؛ کوتاه‌ترش کنید.",
                            "در این پرونده صدایی شنیده نمی‌شود (سکوت است).")
-    print(out)
     assert out["growth_kb"] <= SERVER_GROWTH_BOUND_KB, out
     assert out["child_peak_kb"] <= CHILD_PEAK_BOUND_KB, out
     assert out["left"] == ["upload"]
