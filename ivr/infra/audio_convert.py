@@ -228,11 +228,16 @@ class _Decoder:
         fd = self._open_writer(fifo)
         if fd is None:
             return  # it ended before opening its input: finish() reports the failure
+        # A process that stalls without reading would block this write for ever: stop it in time.
+        watchdog = threading.Timer(DECODE_TIMEOUT, self.process.kill)
+        watchdog.start()
         try:
             with os.fdopen(fd, "wb") as out, src.open("rb") as data:
                 shutil.copyfileobj(data, out, 1 << 16)
         except BrokenPipeError:  # ffmpeg had read enough (the length cap) or gave up on the data
             pass
+        finally:
+            watchdog.cancel()
 
     def _open_writer(self, fifo: Path) -> int | None:
         # A blocking open would wait forever if ffmpeg died before opening the FIFO; poll instead.
