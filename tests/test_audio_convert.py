@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -191,3 +192,35 @@ def test_conversion_slots_default_to_the_cpu_count() -> None:
 
     assert ConversionSlots().size == (os.cpu_count() or 1)
     assert ConversionSlots(3).size == 3
+
+
+@pytest.mark.parametrize("name,make,browser", [
+    ("ogg", ["-c:a", "libvorbis"], "reply.ogg"),
+    ("ogg", ["-c:a", "flac"], "reply.ogg"),
+    ("aac", ["-f", "adts"], "reply.ogg"),
+    ("wav", ["-c:a", "pcm_mulaw"], "reply.ogg"),
+    ("mp3", ["-write_xing", "0", "-id3v2_version", "0"], "reply.mp3"),  # bare MP3 frames, no header
+])
+def test_convert_accepts_the_allowed_formats(tmp_path: Path, name: str, make: list[str], browser: str) -> None:
+    made = tmp_path / f"a.{name}"
+    ffmpeg("-i", str(write_speech_wav(tmp_path / "s.wav", 2.0)), *make, str(made))
+    src, work = work_with(tmp_path, made.read_bytes())
+    converted = convert_reply_audio(src, work)
+    assert converted.browser.name == browser and converted.seconds == pytest.approx(2.0, abs=0.25)  # encoder padding
+    assert sorted(p.name for p in work.iterdir()) == sorted(["upload", "reply.wav", browser])
+
+
+def test_convert_takes_the_audio_of_a_video_or_an_mp3_with_a_cover_picture(tmp_path: Path) -> None:
+    speech = write_speech_wav(tmp_path / "s.wav", 2.0)
+    video, cover, mp3 = tmp_path / "v.webm", tmp_path / "c.png", tmp_path / "c.mp3"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=d=2:s=64x64", "-i", str(speech), "-t", "2", "-c:v", "libvpx", "-c:a",
+           "libopus", str(video))
+    ffmpeg("-f", "lavfi", "-i", "testsrc=d=1:s=64x64", "-frames:v", "1", str(cover))
+    ffmpeg("-i", str(speech), "-i", str(cover), "-map", "0:a", "-map", "1:v", "-c:v", "png",
+           "-disposition:v", "attached_pic", str(mp3))
+    for made in (video, mp3):
+        work = tmp_path / f"work-{made.suffix[1:]}"
+        work.mkdir()
+        shutil.copyfile(made, work / "upload")
+        converted = convert_reply_audio(work / "upload", work)
+        assert converted.browser.name == "reply.ogg" and converted.seconds == pytest.approx(2.0, abs=0.1)

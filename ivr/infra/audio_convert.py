@@ -51,13 +51,15 @@ FORMATS: dict[str, frozenset[str]] = {
     "ogg": frozenset({"opus", "vorbis", "flac"}),
     "wav": PCM | frozenset({"adpcm_ms", "adpcm_ima_wav", "gsm_ms"}),
     "mp3": frozenset({"mp3"}),
-    "mov": frozenset({"aac", "alac", "mp3", "opus", "flac"}),  # M4A: phones, Safari's MediaRecorder
+    # M4A: phones, Safari's MediaRecorder; 3GP: older Android voice recorders (AMR)
+    "mov": frozenset({"aac", "alac", "mp3", "opus", "flac", "amr_nb", "amr_wb"}),
     "flac": frozenset({"flac"}),
     "aac": frozenset({"aac"}),
+    "amr": frozenset({"amr_nb", "amr_wb"}),
 }
-FORMAT_WHITELIST = "matroska,webm,ogg,wav,mp3,mov,flac,aac"
+FORMAT_WHITELIST = "matroska,webm,ogg,wav,mp3,mov,flac,aac,amr"
 # ffmpeg's whitelist names decoders, which for MP3 and AAC are not the codecs' names.
-CODEC_WHITELIST = ",".join(sorted(set().union(*FORMATS.values(), {"mp3float", "aac_fixed"})))
+CODEC_WHITELIST = ",".join(sorted(set().union(*FORMATS.values(), {"mp3float", "aac_fixed", "amrnb", "amrwb"})))
 MAX_RATE = 192_000
 MAX_CHANNELS = 8
 PROBE_TIMEOUT = 20.0  # seconds; a local file of at most 10 MB probes in well under one
@@ -136,7 +138,10 @@ def probe_audio(path: Path) -> AudioProbe:
     """ffprobe `path` (a local file, allowed formats only); ReplyAudioError 400 if it is not audio we take."""
     cmd = [
         "ffprobe", "-v", "error", "-hide_banner",
-        "-protocol_whitelist", "file", "-format_whitelist", FORMAT_WHITELIST, "-codec_whitelist", CODEC_WHITELIST,
+        # No -codec_whitelist here: ffprobe gives up on a whole file when one stream's decoder is not
+        # on it (an MP3's cover picture, a phone video's picture); the audio codec is checked below
+        # and the decoding ffmpeg has the whitelist.
+        "-protocol_whitelist", "file", "-format_whitelist", FORMAT_WHITELIST,
         "-show_entries", "format=format_name,duration:stream=codec_type,codec_name,sample_rate,channels,duration",
         "-of", "json", f"file:{path}",
     ]
