@@ -288,3 +288,18 @@ def test_convert_takes_the_audio_of_a_video_or_an_mp3_with_a_cover_picture(tmp_p
         shutil.copyfile(made, work / "upload")
         converted = convert_reply_audio(work / "upload", work)
         assert converted.browser.name == "reply.ogg" and converted.seconds == pytest.approx(2.0, abs=0.1)
+
+
+@pytest.mark.parametrize("name", ["b.flac", "b.webm"])  # ffmpeg reading the file itself, or fed through the FIFO
+def test_convert_taking_too_long_is_stopped_and_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        name: str) -> None:
+    from ivr.infra import audio_convert
+
+    made = tmp_path / name
+    ffmpeg("-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo", "-t", "60", str(made))
+    src, work = work_with(tmp_path, made.read_bytes())
+    monkeypatch.setattr(audio_convert, "DECODE_TIMEOUT", 0.001)
+    with pytest.raises(ReplyAudioError) as refused:
+        convert_reply_audio(src, work)
+    assert refused.value.reason == "not_audio"
+    assert sorted(p.name for p in work.iterdir()) == ["upload"]

@@ -261,26 +261,22 @@ class _Decoder:
     def finish(self) -> bool:
         """Wait for the process; True when it succeeded."""
         try:
-            code = self.process.wait(timeout=DECODE_TIMEOUT)
+            code: int | None = self.process.wait(timeout=DECODE_TIMEOUT)
         except subprocess.TimeoutExpired:
             log.warning("reply conversion took over %.0f s: stopped", DECODE_TIMEOUT)
-            self.stop()
-            return False
-        finally:
-            self.log.seek(0)
-            message = _first_line(self.log.read(4096))
-            self.log.close()
+            code = None
+        self.stop()
         if code != 0:
-            log.info("reply upload not decodable (ffmpeg exit %d): %s", code, message)
+            self.log.seek(0)
+            log.info("reply upload not decodable (ffmpeg exit %s): %s", code, _first_line(self.log.read(4096)))
+        self.log.close()
         return code == 0
 
     def stop(self) -> None:
-        """End the process now (it is not wanted, or took too long)."""
+        """End the process now if it still runs (it is not wanted, or took too long)."""
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
-        if not self.log.closed:
-            self.log.close()
 
 
 def convert_reply_audio(
@@ -318,26 +314,28 @@ def _convert(src: Path, work_dir: Path, limits: ReplyAudioLimits) -> ConvertedAu
     fifo = work_dir / "upload.fifo"
     with src.open("rb") as f:
         head = f.read(16)
-    early: _Decoder | None = None
+    started: list[_Decoder] = []  # stopped (if still running) whatever happens
     browser: Path | None = None
     try:
+        early: _Decoder | None = None
         if _streams_without_seeking(head):
             # Started now so its start-up overlaps ffprobe's; it blocks opening the FIFO until fed.
             os.mkfifo(fifo, 0o600)
             early = _Decoder(fifo, phone_wav, None, limits.max_seconds)
+            started.append(early)
         probe = probe_audio(src)
         if probe.seconds is not None and probe.seconds > limits.max_seconds + 0.5:
             raise _too_long(limits)  # before decoding a single sample
         keep_as = _playable_as_is(probe)
         browser = work_dir / f"reply.{keep_as or BROWSER_FORMAT}"
         if early is not None and keep_as is not None:
-            decoder, early = early, None
+            decoder = early
             decoder.feed(fifo, src)
         else:
             if early is not None:
-                early.stop()
-                early = None
+                early.stop()  # MP4 needs seeking, or the browser copy must be encoded too
             decoder = _Decoder(src, phone_wav, None if keep_as else browser, limits.max_seconds)
+            started.append(decoder)
         if not decoder.finish() or not phone_wav.is_file():
             raise ReplyAudioError(NOT_AUDIO, 400, "not_audio")
         try:
@@ -357,12 +355,15 @@ def _convert(src: Path, work_dir: Path, limits: ReplyAudioLimits) -> ConvertedAu
         elif not browser.is_file() or browser.stat().st_size == 0:
             raise ReplyAudioError(NOT_AUDIO, 400, "not_audio")
     except BaseException:
-        if early is not None:
-            early.stop()
+        for process in started:
+            process.stop()
         phone_wav.unlink(missing_ok=True)
         if browser is not None:
             browser.unlink(missing_ok=True)
         raise
     finally:
+        for process in started:
+            if not process.log.closed:
+                process.log.close()
         fifo.unlink(missing_ok=True)
     return ConvertedAudio(phone_wav=phone_wav, browser=browser, seconds=round(seconds, 3))
