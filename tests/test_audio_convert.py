@@ -303,3 +303,17 @@ def test_convert_taking_too_long_is_stopped_and_refused(tmp_path: Path, monkeypa
         convert_reply_audio(src, work)
     assert refused.value.reason == "not_audio"
     assert sorted(p.name for p in work.iterdir()) == ["upload"]
+
+
+def test_convert_without_fifos_reads_the_file_after_the_probe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ivr.infra import audio_convert
+
+    def no_fifo(path: object, mode: int = 0o666) -> None:
+        raise OSError(1, "Operation not permitted")
+
+    webm = tmp_path / "a.webm"
+    ffmpeg("-i", str(write_speech_wav(tmp_path / "s.wav", 2.0)), "-c:a", "libopus", str(webm))
+    src, work = work_with(tmp_path, webm.read_bytes())
+    monkeypatch.setattr(audio_convert.os, "mkfifo", no_fifo)
+    converted = convert_reply_audio(src, work)
+    assert converted.browser.name == "reply.webm" and converted.seconds == pytest.approx(2.0, abs=0.1)

@@ -309,6 +309,15 @@ def _too_long(limits: ReplyAudioLimits) -> ReplyAudioError:
     )
 
 
+def _made_fifo(path: Path) -> bool:
+    try:
+        os.mkfifo(path, 0o600)
+    except OSError as exc:  # a file system without FIFOs: ffmpeg reads the file after the probe instead
+        log.warning("no FIFO for reply conversion in %s: %s", path.parent, exc)
+        return False
+    return True
+
+
 def _convert(src: Path, work_dir: Path, limits: ReplyAudioLimits) -> ConvertedAudio:
     phone_wav = work_dir / "reply.wav"
     fifo = work_dir / "upload.fifo"
@@ -318,9 +327,8 @@ def _convert(src: Path, work_dir: Path, limits: ReplyAudioLimits) -> ConvertedAu
     browser: Path | None = None
     try:
         early: _Decoder | None = None
-        if _streams_without_seeking(head):
+        if _streams_without_seeking(head) and _made_fifo(fifo):
             # Started now so its start-up overlaps ffprobe's; it blocks opening the FIFO until fed.
-            os.mkfifo(fifo, 0o600)
             early = _Decoder(fifo, phone_wav, None, limits.max_seconds)
             started.append(early)
         probe = probe_audio(src)
