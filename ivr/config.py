@@ -86,6 +86,7 @@ class Settings:
     sweep_seconds: int = 300
     duplicate_window_days: int = 14
     districts: int = DEFAULT_DISTRICTS
+    audio_conversions: int = 0  # replies converted at once by the web app; 0: the CPU count
 
     def twilio_line_for(self, number: str | None) -> str | None:
         """The line a Twilio number (`To`) belongs to, from IVR_TWILIO_NUMBERS; None if unknown."""
@@ -301,6 +302,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         duplicate_window_days=_int(env, "IVR_DUPLICATE_WINDOW_DAYS", 14, 1, 365),
         # At most the database's bound (the CHECK constraints on district columns).
         districts=_int(env, "IVR_DISTRICTS", DEFAULT_DISTRICTS, 1, MAX_DISTRICTS),
+        audio_conversions=_int(env, "IVR_AUDIO_CONVERSIONS", os.cpu_count() or 1, 1, 256),
     )
 
 

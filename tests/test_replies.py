@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 import wave
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config import Settings
-from ivr.infra.audio_convert import ReplyAudioLimits
+from ivr.infra.audio_convert import ConversionSlots, ReplyAudioLimits
 from ivr.infra.storage import AudioStore, has_speech
 from ivr.jobqueue import InProcessJobs, JobRegistry
 from ivr.models import AuditEntry, Message, Recording, Referral, Reminder, Reply
@@ -44,6 +45,11 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
         path = root / f"{name}.{fmt}"
         segment.export(str(path), format=fmt, codec=codec).close()
         out[name] = path.read_bytes()
+    # The hostile files: 240 s of 8-channel 192 kHz silence (127 KB), an HLS playlist naming a local mp3.
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "anullsrc=r=192000:cl=7.1",
+                    "-t", "240", "-c:a", "flac", "-sample_fmt", "s32", str(root / "b.flac")], check=True)
+    out["surround"] = (root / "b.flac").read_bytes()
+    out["playlist"] = (f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:3.0,\n{root / 'mp3.mp3'}\n#EXT-X-ENDLIST\n").encode()
     out["text"] = "این یک پرونده صوتی نیست\n".encode() * 50
     out["truncated"] = out["webm"][:300]
     out["png"] = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000") + b"\0" * 64
@@ -193,6 +199,8 @@ def test_reply_to_a_request_reopened_by_a_reminder(client, db, settings, setup, 
         ("truncated", 400, "این پرونده صدا نیست یا خراب است."),
         ("silent", 400, "در این پرونده صدایی شنیده نمی‌شود (سکوت است)."),
         ("long", 400, "پاسخ صوتی بیش از ۳ دقیقه است؛ کوتاه‌ترش کنید."),
+        ("surround", 400, "پاسخ صوتی بیش از ۳ دقیقه است؛ کوتاه‌ترش کنید."),
+        ("playlist", 400, "این پرونده صدا نیست یا خراب است."),
         ("empty", 400, "پرونده صوتی فرستاده نشد یا خالی است."),
         (None, 400, "پرونده صوتی فرستاده نشد یا خالی است."),
     ],
@@ -226,6 +234,19 @@ def test_reply_over_the_request_limit_is_refused_with_413(app, client, db, setti
                            data={"csrf_token": token, "audio": (BytesIO(b"\1" * 128 * 1024), "big.webm")})
     assert response.status_code == 413 and "اندازه پرونده بیش از حد مجاز است." in response.get_data(as_text=True)
     assert_nothing_stored(db, settings, setup, followups)
+
+
+def test_reply_when_every_conversion_slot_stays_busy_is_503_in_persian(app, client, db, settings, setup, samples,
+                                                                      followups) -> None:
+    slots = ConversionSlots(1, wait_seconds=0.1)
+    app.extensions["ivr_conversion_slots"] = slots
+    login(client, setup["manager"], setup["password"])
+    with slots.held():
+        response = post_reply(client, setup["msg"], samples["webm"])
+    assert response.status_code == 503
+    assert "سرگرم آماده‌کردن پاسخ‌های دیگر است؛ چند لحظه بعد دوباره بفرستید." in response.get_data(as_text=True)
+    assert_nothing_stored(db, settings, setup, followups)
+    assert post_reply(client, setup["msg"], samples["webm"]).status_code == 302  # the slot is free again
 
 
 def test_reply_too_long_for_configured_limit(app, client, db, settings, setup, samples, followups) -> None:

@@ -437,29 +437,6 @@ def test_twilio_bad_parameters_get_a_clear_4xx(phone: TwilioPhone, db: Session) 
     assert db.scalars(select(TwilioRecording)).all() == []
 
 
-def test_twilio_prompts_only_by_catalogue_name_and_audio_only_by_signed_token(
-    twilio_settings: Settings, session_factory: sessionmaker[Session], jobs: QueuedJobs, tmp_path: Path,
-) -> None:
-    prompts = tmp_path / "prompts"
-    write_speech_wav(prompts / "fa" / "welcome_1888.wav", 0.5)
-    write_speech_wav(prompts / "fa" / "not_in_catalogue.wav", 0.5)
-    settings = twilio_settings.with_(prompts_dir=prompts, secret_key="s3cret")
-    app = create_app(settings, session_factory=session_factory, jobs=jobs)  # type: ignore[arg-type]
-    client = app.test_client()
-    with client.get("/twilio/prompts/welcome_1888.wav") as resp:
-        assert (resp.status_code, resp.mimetype, resp.data) == (
-            200, "audio/wav", (prompts / "fa" / "welcome_1888.wav").read_bytes())
-    assert client.get("/twilio/prompts/not_in_catalogue.wav").status_code == 404
-    assert client.get("/twilio/prompts/..%2F..%2Fetc%2Fpasswd.wav").status_code == 404
-    stored = AudioStore(settings.recordings_dir).store(write_speech_wav(tmp_path / "reply.wav", 1.0))
-    tokens = app.extensions["ivr_twilio"].voice.twiml.tokens
-    good = tokens.token(stored.rel_path)
-    with client.get(f"/twilio/audio/{good}.wav") as resp:
-        assert (resp.status_code, resp.data) == (200, AudioStore(settings.recordings_dir).path_of(stored.rel_path).read_bytes())
-    assert client.get(f"/twilio/audio/{good[:-2]}xx.wav").status_code == 404
-    assert client.get(f"/twilio/audio/{tokens.token('../../etc/passwd')}.wav").status_code == 404
-
-
 def test_twilio_followup_plays_the_spoken_reply_by_signed_link_and_stores_feedback(
     app: Flask, phone: TwilioPhone, jobs: QueuedJobs, fake_api: FakeTwilioApi, twilio_settings: Settings,
     session_factory: sessionmaker[Session], db: Session, tmp_path: Path,

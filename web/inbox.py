@@ -16,6 +16,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from ivr.db import transaction
+from ivr.infra.audio_convert import ConversionSlots
 from ivr.infra.storage import AudioStore
 from ivr.services.inbox import (
     InboxForbidden,
@@ -31,6 +32,7 @@ from web.format import fa_digits
 from web.home import add_nav
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
+CONVERSION_SLOTS = "ivr_conversion_slots"
 
 STATE_NAMES = {"all": "همه", "open": "بی‌پاسخ", "answered": "پاسخ‌داده"}
 
@@ -103,6 +105,7 @@ def reply(message_id: int) -> ResponseReturnValue:
             text=request.form.get("text"),
             work_root=settings.data_dir / "uploads",
             limits=current_app.config.get("REPLY_AUDIO_LIMITS"),
+            slots=current_app.extensions[CONVERSION_SLOTS],
             ip=request.remote_addr,
         )
     except InboxNotFound:
@@ -122,4 +125,6 @@ def reply(message_id: int) -> ResponseReturnValue:
 def init_inbox(app: Flask) -> None:
     """Register the inbox pages and their link in the navigation."""
     app.register_blueprint(bp)
+    # One bound for every request of this app: each conversion is an ffmpeg process on a core.
+    app.extensions[CONVERSION_SLOTS] = ConversionSlots(app.config["IVR_SETTINGS"].audio_conversions)
     add_nav(app, "inbox.index", "صندوق صوتی", ("manager", "supervisor"))

@@ -4,7 +4,7 @@ Every POST must carry a valid `X-Twilio-Signature`, checked with twilio's Reques
 against `IVR_PUBLIC_BASE_URL` + the path (the URL Twilio was given, so it works behind a
 reverse proxy); anything else is refused with 403 before any work. The views only parse
 and hand over to the driver (`ivr.drivers.twilio`) or the SMS service. Prompts are served
-by catalogue name only; stored audio by a signed token.
+by catalogue name only; stored audio (replies only) by a signed token naming the reply's id.
 """
 from __future__ import annotations
 
@@ -47,9 +47,9 @@ class TwilioWeb:
 def init_twilio(app: Flask) -> None:
     """Mount the webhooks; exempt them from CSRF (Twilio signs its requests instead)."""
     settings = app.config["IVR_SETTINGS"]
-    app.extensions[EXTENSION] = TwilioWeb(
-        build_twilio_voice(settings, sessions(app)), frozenset(load_catalogue()), catalogue_texts()
-    )
+    # Reply audio links are signed with the app's own secret (IVR_SECRET_KEY or the kept random key).
+    voice = build_twilio_voice(settings.with_(secret_key=app.config["SECRET_KEY"]), sessions(app))
+    app.extensions[EXTENSION] = TwilioWeb(voice, frozenset(load_catalogue()), catalogue_texts())
     app.register_blueprint(bp)
     csrf = app.extensions.get("csrf")
     if csrf is not None:
@@ -223,7 +223,7 @@ def prompt(name: str) -> ResponseReturnValue:
 
 @bp.get("/audio/<token>.wav")
 def stored_audio(token: str) -> ResponseReturnValue:
-    """Stored audio (a manager's spoken reply) named by a signed, expiring token."""
+    """A manager's spoken reply, named by a signed, expiring token holding its id (looked up in the database)."""
     rel = _web().voice.twiml.tokens.rel_path(token)
     if rel is None:
         abort(404)

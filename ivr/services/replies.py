@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.db import transaction
 from ivr.infra.audio_convert import (
+    ConversionSlots,
     ConvertedAudio,
     ReplyAudioError,
     ReplyAudioLimits,
@@ -163,10 +164,12 @@ def send_reply(
     text: str | None = None,
     work_root: Path,
     limits: ReplyAudioLimits | None = None,
+    slots: ConversionSlots | None = None,
     ip: str | None = None,
 ) -> int:
     """The console's reply: check and convert the upload, store it with the reply, then queue the notice.
 
+    `slots` bounds how many conversions run at once (the app keeps one for all requests).
     Returns the reply id. Any error (ReplyError, InboxError) leaves no file and no row behind.
     """
     limits = limits or ReplyAudioLimits()
@@ -184,7 +187,7 @@ def send_reply(
         src = work / "upload"  # no extension: the content decides what it is
         _copy_limited(upload, src, limits.max_bytes)
         try:
-            converted = convert_reply_audio(src, work, limits)
+            converted = convert_reply_audio(src, work, limits, slots)
         except ReplyAudioError as exc:
             raise ReplyError(exc.text, exc.status, exc.reason) from None
         stored = store_converted(store, converted)
@@ -207,3 +210,22 @@ def _copy_limited(upload: IO[bytes] | None, dest: Path, max_bytes: int) -> None:
         while upload is not None and left > 0 and (chunk := upload.read(min(1 << 16, left))):
             out.write(chunk)
             left -= len(chunk)
+
+
+def reply_of_phone_audio(session: Session, rel_path: str) -> int | None:
+    """The id of the reply whose phone WAV is stored at `rel_path` (None for any other recording)."""
+    return session.scalar(
+        select(Recording.reply_id).where(
+            Recording.path == rel_path, Recording.purpose == "reply", Recording.format == "wav"
+        )
+    )
+
+
+def phone_audio_of_reply(session: Session, reply_id: int) -> str | None:
+    """Where (under the recordings folder) the phone WAV of reply `reply_id` is, if it has one."""
+    return session.scalar(
+        select(Recording.path)
+        .where(Recording.reply_id == reply_id, Recording.purpose == "reply", Recording.format == "wav")
+        .order_by(Recording.id.desc())
+        .limit(1)
+    )

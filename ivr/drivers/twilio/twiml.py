@@ -4,19 +4,26 @@ Every answer ends by sending Twilio back to `/twilio/voice/step?n=<step>`: `n` n
 the steps of a call, so a retried webhook is recognised (same `n`, same parameters) and a
 legitimately repeated key ("9" to hear it again) is not. Prompts are played from the app:
 catalogue names from `/twilio/prompts/<name>.wav`, stored audio (a manager's reply) from
-`/twilio/audio/<token>.wav` with a signed, expiring token, never a path.
+`/twilio/audio/<token>.wav` with a token signed with the application's secret, expiring, and
+naming the reply by id, never a path: no other recording (a citizen's message) can be named.
 """
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import dataclass
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadData, URLSafeTimedSerializer
+from sqlalchemy.orm import Session, sessionmaker
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr.config import Settings
+from ivr.db import transaction
 from ivr.flow.steps import Play, ReadDigits, ReadKey, Record
+from ivr.services.replies import phone_audio_of_reply, reply_of_phone_audio
+
+log = logging.getLogger(__name__)
 
 STEP_PATH = "/twilio/voice/step"
 RECORDING_CALLBACK_PATH = "/twilio/recording"
@@ -33,26 +40,52 @@ class Expect:
 
 
 class AudioTokens:
-    """Signed, expiring tokens naming a stored recording (no path ever comes from a request)."""
+    """Signed, expiring tokens naming a manager's reply by id; the stored path never leaves the server.
 
-    def __init__(self, settings: Settings) -> None:
-        secret = settings.secret_key + settings.twilio_auth_token
-        self._serializer = URLSafeTimedSerializer(secret or "unset", salt="ivr-twilio-audio")
-        self.enabled = bool(secret)
+    Signed with the application's secret (IVR_SECRET_KEY, or the key the app keeps in its data
+    folder), not with the Twilio auth token: knowing the one must not open stored audio. Both
+    directions go through the database, so only a reply's phone WAV can ever be named.
+    """
 
-    def token(self, rel_path: str) -> str:
-        """A token for the stored file `rel_path`."""
-        return self._serializer.dumps(rel_path)
+    SALT = "ivr-twilio-reply-audio"
 
-    def rel_path(self, token: str) -> str | None:
-        """The stored path a token names, or None if forged, expired or tokens are off."""
+    def __init__(self, settings: Settings, factory: sessionmaker[Session] | None = None,
+                 max_age: int = AUDIO_TOKEN_MAX_AGE) -> None:
+        self._serializer = URLSafeTimedSerializer(settings.secret_key or "unset", salt=self.SALT)
+        self.enabled = bool(settings.secret_key) and factory is not None
+        self.factory = factory
+        self.max_age = max_age
+
+    def token(self, rel_path: str) -> str | None:
+        """A token for the reply whose phone WAV is `rel_path`; None when no reply has that audio."""
+        if not self.enabled or self.factory is None:
+            return None
+        with transaction(self.factory, readonly=True) as session:
+            reply_id = reply_of_phone_audio(session, rel_path)
+        return None if reply_id is None else self.for_reply(reply_id)
+
+    def for_reply(self, reply_id: int) -> str:
+        """A token naming reply `reply_id`."""
+        return self._serializer.dumps({"reply": reply_id})
+
+    def reply_id(self, token: str) -> int | None:
+        """The reply a token names, or None if forged, expired, malformed or tokens are off."""
         if not self.enabled:
             return None
         try:
-            value = self._serializer.loads(token, max_age=AUDIO_TOKEN_MAX_AGE)
-        except BadSignature:
+            value = self._serializer.loads(token, max_age=self.max_age)
+        except BadData:  # forged, expired (SignatureExpired) or undecodable
             return None
-        return value if isinstance(value, str) else None
+        reply_id = value.get("reply") if isinstance(value, dict) else None
+        return reply_id if type(reply_id) is int and reply_id > 0 else None
+
+    def rel_path(self, token: str) -> str | None:
+        """The stored phone WAV of the reply a token names (looked up now), or None."""
+        reply_id = self.reply_id(token)
+        if reply_id is None or self.factory is None:
+            return None
+        with transaction(self.factory, readonly=True) as session:
+            return phone_audio_of_reply(session, reply_id)
 
 
 class TwimlRenderer:
@@ -74,7 +107,11 @@ class TwimlRenderer:
     def prompt_url(self, name: str) -> str:
         """The URL of a prompt: a catalogue file, or a stored recording by signed token."""
         if name.startswith("rec:"):
-            return self.url(f"/twilio/audio/{self.tokens.token(name[4:])}.wav")
+            token = self.tokens.token(name[4:])
+            if token is None:  # not a reply's audio, or no secret: a URL that answers 404, never a path
+                log.error("no audio token for %r: not a reply's phone audio, or tokens are off", name)
+                token = "none"
+            return self.url(f"/twilio/audio/{token}.wav")
         return self.url(f"/twilio/prompts/{name}.wav")
 
     def instruction(self, step: Play | ReadKey | ReadDigits | Record, n: int) -> tuple[str, Expect]:

@@ -267,4 +267,4 @@ def build_twilio_voice(
 ) -> TwilioVoice:
     """The Twilio driver for this deployment: the shared runner, rendered as TwiML."""
     runner = build_runner(settings, factory, clock=clock)
-    return TwilioVoice(settings, factory, runner, TwimlRenderer(settings, AudioTokens(settings)))
+    return TwilioVoice(settings, factory, runner, TwimlRenderer(settings, AudioTokens(settings, factory)))
