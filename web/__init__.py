@@ -54,9 +54,11 @@ def create_app(
     from web.auth import init_auth
     from web.format import register_filters, register_vocabulary
     from web.home import init_home
+    from web.params import init_params
 
     settings = settings or load_settings()
     app = Flask(__name__)
+    init_params(app)  # first: its bounded `int` converter must be in place before any route is added
     app.config.update(
         IVR_SETTINGS=settings,
         SECRET_KEY=secret_key(settings),

@@ -19,12 +19,15 @@ from ivr.models import Message, utcnow
 from ivr.services import api_tokens, screening
 from ivr.services import window as window_service
 from ivr.vocabulary import DEFAULT_DISTRICTS, LINES, MESSAGE_KINDS, NOT_REFERRED_REASONS, ROLES
-from web.screening import SCREENERS, classification_from, optional_int, typed_from
+from web import params
+from web.screening import SCREENERS, classification_from, typed_from
 from web.window import VIEWERS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+QUEUE_LIMIT_MAX = 200
 
 
 @dataclass(frozen=True)
@@ -135,8 +138,8 @@ def openapi() -> ResponseReturnValue:
 @api_roles(*SCREENERS)
 def queue() -> ResponseReturnValue:
     """New messages, oldest first."""
-    limit = min(max(optional_int(request.args.get("limit")) or 50, 1), 200)
-    offset = max(optional_int(request.args.get("offset")) or 0, 0)
+    limit = params.query_int("limit", what="limit", minimum=1, maximum=QUEUE_LIMIT_MAX) or 50
+    offset = params.query_int("offset", what="offset", maximum=params.MAX_OFFSET) or 0
     with transaction(_sessions(), readonly=True) as session:
         rows = screening.screening_queue(session, limit=limit, offset=offset)
         total = screening.queue_size(session)

@@ -37,7 +37,6 @@ from sqlalchemy.orm import Session
 from ivr import vocabulary
 from ivr.analysis.rollups import MESSAGE_COUNTERS, NOT_REFERRED_COLUMNS
 from ivr.analysis.stats import benjamini_hochberg, poisson_sf
-from ivr.identifiers import latin_digits
 from ivr.models import (
     ROLLUP_NO_OUTCOME,
     CallHourMonthRollup,
@@ -49,6 +48,7 @@ from ivr.models import (
     Topic,
     Unit,
 )
+from ivr.parsing import ParseError, parse_jalali_date, parse_jalali_month
 from ivr.vocabulary import (
     CALL_OUTCOMES,
     KIND_LABELS,
@@ -143,23 +143,18 @@ def jalali(day: date) -> str:
 
 def parse_jalali(text: str) -> date:
     """A Jalali date typed as 1405/08/01 or 1405-08-01, Persian digits allowed."""
-    cleaned = latin_digits(text.strip()).replace("-", "/")
-    parts = cleaned.split("/")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
-        raise FilterError(f"تاریخ «{text}» درست نیست؛ مانند ۱۴۰۵/۰۸/۰۱ بنویسید.")
     try:
-        return jdatetime.date(int(parts[0]), int(parts[1]), int(parts[2])).togregorian()
-    except ValueError as exc:
-        raise FilterError(f"تاریخ «{text}» در تقویم نیست.") from exc
+        return parse_jalali_date(text)
+    except ParseError as exc:
+        raise FilterError(str(exc)) from exc
 
 
 def jalali_month(text: str) -> Period:
     """The Jalali month typed as 1405/08 (Persian digits allowed)."""
-    cleaned = latin_digits(text.strip()).replace("-", "/")
-    parts = cleaned.split("/")
-    if len(parts) != 2 or not all(p.isdigit() for p in parts) or not 1 <= int(parts[1]) <= 12:
-        raise FilterError(f"ماه «{text}» درست نیست؛ مانند ۱۴۰۵/۰۸ بنویسید.")
-    year, month = int(parts[0]), int(parts[1])
+    try:
+        year, month = parse_jalali_month(text)
+    except ParseError as exc:
+        raise FilterError(str(exc)) from exc
     start = jdatetime.date(year, month, 1)
     following = jdatetime.date(year + (month == 12), month % 12 + 1, 1)
     return Period(start.togregorian(), following.togregorian() - timedelta(days=1))
