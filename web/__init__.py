@@ -100,12 +100,14 @@ def create_app(
 def _error_pages(app: Flask) -> None:
     def render(error: Any) -> Any:
         code = getattr(error, "code", 500) or 500
+        # A 405 keeps its Allow header (RFC 9110), which a plain body-and-code answer would drop.
+        allow = {"Allow": ", ".join(sorted(error.valid_methods))} if getattr(error, "valid_methods", None) else {}
         if request.path.startswith(("/api/", "/twilio/")) or request.accept_mimetypes.best == "application/json":
-            return {"error": getattr(error, "description", "error"), "status": code}, code
+            return {"error": getattr(error, "description", "error"), "status": code}, code, allow
         title, text = ERRORS.get(code, ("خطا", "خطایی رخ داد."))
         if code == 400 and "CSRF" in str(getattr(error, "description", "")):
             text = "برگه منقضی شده است؛ صفحه را دوباره باز کنید و دوباره بفرستید."
-        return render_template("error.html", code=code, title=title, text=text), code
+        return render_template("error.html", code=code, title=title, text=text), code, allow
 
     for code in ERRORS:
         app.register_error_handler(code, render)
