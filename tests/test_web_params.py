@@ -115,3 +115,12 @@ def test_api_typed_message_with_non_digits_is_a_json_400(client, session_factory
     assert resp.status_code == 400 and resp.get_json()["status"] == 400
     with session_factory() as session:
         assert session.scalar(select(func.count()).select_from(Message)) == len(seed.messages)
+
+
+def test_api_classify_duplicate_of_a_superscript_code_is_a_json_400(client, session_factory, make_user) -> None:
+    seed = seed_committed(session_factory)
+    headers = _token(session_factory, make_user, "operator")
+    mid = seed.messages[0]
+    body = {"decision": "not_referred", "kind": "complaint", "reason": "duplicate", "duplicate_of": "²"}
+    resp = client.post(f"/api/v1/messages/{mid}/classify", json=body, headers=headers)
+    assert resp.status_code == 400 and resp.get_json()["error"] == "پیام اصلی با این کد رهگیری پیدا نشد."
