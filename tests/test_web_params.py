@@ -102,7 +102,7 @@ def test_api_twenty_digit_message_id_is_a_json_404(client, session_factory, make
     for method, url in (("POST", f"/api/v1/messages/{BIG}/release"), ("GET", f"/api/v1/messages/{BIG}"),
                         ("GET", f"/api/v1/messages/{'9' * 400}")):
         resp = client.open(url, method=method, headers=headers)
-        assert resp.status_code == 404 and resp.get_json()["status"] == 404
+        assert resp.status_code == 404 and resp.get_json() == {"error": "صفحه‌ای با این نشانی وجود ندارد.", "status": 404}
 
 
 @pytest.mark.parametrize(("field", "value"), [("caller", "²"), ("caller", "۰۹۱۲²"), ("district", "²"),

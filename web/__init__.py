@@ -103,7 +103,10 @@ def _error_pages(app: Flask) -> None:
         # A 405 keeps its Allow header (RFC 9110), which a plain body-and-code answer would drop.
         allow = {"Allow": ", ".join(sorted(error.valid_methods))} if getattr(error, "valid_methods", None) else {}
         if request.path.startswith(("/api/", "/twilio/")) or request.accept_mimetypes.best == "application/json":
-            return {"error": getattr(error, "description", "error"), "status": code}, code, allow
+            text = getattr(error, "description", None)
+            if not text or text == getattr(type(error), "description", None):  # Werkzeug's English default
+                text = ERRORS.get(code, ("", "خطایی رخ داد."))[1]
+            return {"error": text, "status": code}, code, allow
         title, text = ERRORS.get(code, ("خطا", "خطایی رخ داد."))
         if code == 400 and "CSRF" in str(getattr(error, "description", "")):
             text = "برگه منقضی شده است؛ صفحه را دوباره باز کنید و دوباره بفرستید."
