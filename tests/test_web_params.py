@@ -49,6 +49,8 @@ def _token(session_factory, make_user, role: str) -> dict[str, str]:
     ("analyst", "/analysis/?from=1/01/01", 400),
     ("analyst", "/analysis/?to=99999/01/01", 400),
     ("analyst", "/analysis/api/funnel?from=0/01/01", 400),
+    ("analyst", "/analysis/?from=1300/01/01&to=1499/12/29", 400),
+    ("analyst", "/analysis/export/calls-daily.xlsx?from=1300/01/01&to=1499/12/29", 400),
 ])
 def test_hostile_query_values_are_a_clear_4xx_not_a_500(app, make_user, session_factory, role, url, status) -> None:
     seed_committed(session_factory)

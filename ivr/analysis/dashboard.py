@@ -64,6 +64,7 @@ MIN_COUNT = 5
 MIN_REMINDERS = 3
 MIN_MEAN = 0.5
 DEFAULT_DAYS = 30
+MAX_PERIOD_DAYS = 3653  # ten years
 MAX_HISTORY_MONTHS = 24
 # The outcome labels, plus the rollups' cell for calls still in progress.
 OUTCOME_LABELS = {**vocabulary.OUTCOME_LABELS, ROLLUP_NO_OUTCOME: "در جریان"}
@@ -168,6 +169,9 @@ def parse_filters(
     start = parse_jalali(args["from"]) if args.get("from") else end - timedelta(days=DEFAULT_DAYS - 1)
     if start > end:
         raise FilterError("تاریخ شروع بعد از تاریخ پایان است.")
+    if (end - start).days >= MAX_PERIOD_DAYS:
+        # Daily tables have a row per day: two centuries were a 16 MB page and a 14-second export.
+        raise FilterError("بازه گزارش حداکثر ده سال است.")
     line = args.get("line") or None
     if line is not None and line not in LINES:
         raise FilterError(f"سامانه «{line}» وجود ندارد.")
