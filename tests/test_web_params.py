@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from ivr.identifiers import persian_digits
 from ivr.models import Message, User
 from ivr.services.api_tokens import create_token
 from tests.conftest import csrf_token, login
@@ -126,3 +127,10 @@ def test_api_classify_duplicate_of_a_superscript_code_is_a_json_400(client, sess
     body = {"decision": "not_referred", "kind": "complaint", "reason": "duplicate", "duplicate_of": "²"}
     resp = client.post(f"/api/v1/messages/{mid}/classify", json=body, headers=headers)
     assert resp.status_code == 400 and resp.get_json()["error"] == "پیام اصلی با این کد رهگیری پیدا نشد."
+
+
+def test_path_ids_take_persian_digits_but_not_other_scripts(app, make_user, session_factory) -> None:
+    seed = seed_committed(session_factory)
+    client = _signed_in(app, make_user, "operator")
+    assert client.get(f"/screening/{persian_digits(str(seed.messages[0]))}").status_code == 200
+    assert client.get("/screening/১").status_code == 404  # Bengali one

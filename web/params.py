@@ -35,6 +35,8 @@ def bad_parameter(text: str) -> NoReturn:
 class IdConverter(IntegerConverter):
     """Werkzeug's `int` converter bounded to the largest id: a larger number is no match (404), never an overflow."""
 
+    regex = "[0-9\u06f0-\u06f9\u0660-\u0669]+"  # the digit rule of ivr.parsing (`\d` takes every script)
+
     def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:  # noqa: A002 - Werkzeug's signature
         kwargs.setdefault("max", MAX_ID)
         super().__init__(map, *args, **kwargs)
