@@ -32,6 +32,19 @@ def latin_digits(text: str) -> str:
     return text.translate(_PERSIAN_DIGITS)
 
 
+_LATIN_DIGITS = re.compile(r"[0-9]+")
+
+
+def ascii_digits(text: str) -> str | None:
+    """`text` as Latin digits when it is one or more Latin, Persian or Arabic-Indic digits; else None.
+
+    The one digit rule of the project: `str.isdigit()` also takes '²', '①' or Bengali digits,
+    which `int()` refuses or no person here types.
+    """
+    latin = text.translate(_PERSIAN_DIGITS)
+    return latin if _LATIN_DIGITS.fullmatch(latin) else None
+
+
 def new_tracking_code() -> str:
     """A fresh random tracking code with its check digit (uniqueness is the caller's job)."""
     body = str(secrets.randbelow(9 * 10 ** (TRACKING_CODE_LENGTH - 2)) + 10 ** (TRACKING_CODE_LENGTH - 2))
@@ -40,8 +53,8 @@ def new_tracking_code() -> str:
 
 def is_valid_tracking_code(code: str) -> bool:
     """True when `code` has the right length and its check digit matches."""
-    code = latin_digits(code.strip())
-    return len(code) == TRACKING_CODE_LENGTH and code.isdigit() and verhoeff.is_valid(code)
+    digits = ascii_digits(code.strip())
+    return digits is not None and len(digits) == TRACKING_CODE_LENGTH and verhoeff.is_valid(digits)
 
 
 def normalize_phone(raw: str) -> str:
@@ -55,7 +68,7 @@ def normalize_phone(raw: str) -> str:
         digits = digits[1:]
     elif digits.startswith("00"):
         digits = digits[2:]
-    if not digits.isdigit():
+    if not _LATIN_DIGITS.fullmatch(digits):  # latin_digits ran above; '²' is no digit here
         raise InvalidIdentifier(f"not a phone number: {raw!r}")
     if digits.startswith("98") and len(digits) == 12:
         digits = "0" + digits[2:]
@@ -74,7 +87,7 @@ def is_mobile(phone: str) -> bool:
 def is_valid_national_id(raw: str) -> bool:
     """Check an Iranian national id (کد ملی): ten digits, the last a mod-11 check digit."""
     code = latin_digits(raw.strip())
-    if not re.fullmatch(r"\d{8,10}", code):
+    if not re.fullmatch(r"[0-9]{8,10}", code):
         return False
     code = code.zfill(10)
     if len(set(code)) == 1:

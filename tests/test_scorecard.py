@@ -80,9 +80,9 @@ def test_jalali_months(settings) -> None:
     assert month_of(datetime(2026, 11, 21, 21, 0, tzinfo=UTC), tz).key == "1405-09"  # 00:30 Tehran on 1 Azar
     assert [m.key for m in recent_months(datetime(2027, 1, 1, tzinfo=UTC), tz, 4)] == ["1405-07", "1405-08", "1405-09", "1405-10"]
     assert parse_month("1405-12", tz).end == datetime(2027, 3, 21, tzinfo=tz)
-    with pytest.raises(ValueError, match="YYYY-MM"):
+    with pytest.raises(ValueError, match="درست نیست"):
         parse_month("azar", tz)
-    with pytest.raises(ValueError, match="1 to 12"):
+    with pytest.raises(ValueError, match="درست نیست"):
         parse_month("1405-13", tz)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
+from werkzeug.routing.converters import NumberConverter
 
 from ivr.models import User
 from ivr.services.api_tokens import create_token
@@ -62,8 +63,8 @@ def _sample_url(app: Any, rule: Any) -> str:
     else:
         values = {}
         for arg in rule.arguments:
-            converter = rule._converters[arg].__class__.__name__  # noqa: SLF001 - which kind of argument
-            values[arg] = 999999 if converter in ("IntegerConverter", "FloatConverter") else "zzz-none"
+            converter = rule._converters[arg]  # noqa: SLF001 - which kind of argument
+            values[arg] = 999999 if isinstance(converter, NumberConverter) else "zzz-none"
     with app.test_request_context():
         from flask import url_for
 

@@ -26,6 +26,7 @@ from web.format import register_filters, register_vocabulary
 from web.health import bp as health_bp
 from web.home import init_home
 from web.inbox import init_inbox
+from web.params import init_params
 from web.screening import init_screening
 from web.security import init_security
 from web.twilio import init_twilio
@@ -71,6 +72,7 @@ def create_app(
     """
     settings = settings or load_settings()
     app = Flask(__name__)
+    init_params(app)  # first: its bounded `int` converter must be in place before any route is added
     app.config.update(
         IVR_SETTINGS=settings,
         SECRET_KEY=secret_key(settings),
@@ -102,12 +104,17 @@ def create_app(
 def _error_pages(app: Flask) -> None:
     def render(error: Any) -> Any:
         code = getattr(error, "code", 500) or 500
+        # A 405 keeps its Allow header (RFC 9110), which a plain body-and-code answer would drop.
+        allow = {"Allow": ", ".join(sorted(error.valid_methods))} if getattr(error, "valid_methods", None) else {}
         if request.path.startswith(("/api/", "/twilio/")) or request.accept_mimetypes.best == "application/json":
-            return {"error": getattr(error, "description", "error"), "status": code}, code
+            text = getattr(error, "description", None)
+            if not text or text == getattr(type(error), "description", None):  # Werkzeug's English default
+                text = ERRORS.get(code, ("", "خطایی رخ داد."))[1]
+            return {"error": text, "status": code}, code, allow
         title, text = ERRORS.get(code, ("خطا", "خطایی رخ داد."))
         if code == 400 and "CSRF" in str(getattr(error, "description", "")):
             text = "برگه منقضی شده است؛ صفحه را دوباره باز کنید و دوباره بفرستید."
-        return render_template("error.html", code=code, title=title, text=text), code
+        return render_template("error.html", code=code, title=title, text=text), code, allow
 
     for code in ERRORS:
         app.register_error_handler(code, render)

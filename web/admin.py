@@ -28,9 +28,9 @@ from ivr.services import admin as svc
 from ivr.services import api_tokens
 from ivr.speech.preview import PREVIEW_KINDS, PreviewError, compose_preview
 from ivr.vocabulary import ROLES, UNIT_KINDS
+from web import params
 from web.auth import roles_required
 from web.home import add_nav
-from web.screening import optional_int
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -91,7 +91,8 @@ def add_unit() -> ResponseReturnValue:
     """Add a unit."""
     return _change("admin.units", lambda s: svc.add_unit(
         s, current_user.id, code=_form("code"), name=_form("name"), kind=_form("kind"),
-        parent_id=optional_int(_form("parent_id")), district=optional_int(_form("district")), ip=request.remote_addr,
+        parent_id=params.field_id(request.form, "parent_id", "واحد بالادست"),
+        district=params.field_district(request.form), ip=request.remote_addr,
         districts=current_app.config["IVR_SETTINGS"].districts,
     ), "واحد افزوده شد.")
 
@@ -125,7 +126,7 @@ def add_user() -> ResponseReturnValue:
     """Create a user."""
     return _change("admin.users", lambda s: svc.create_user(
         s, current_user.id, username=_form("username"), full_name=_form("full_name"), role=_form("role"),
-        unit_id=optional_int(_form("unit_id")), password=_form("password"), ip=request.remote_addr,
+        unit_id=params.field_id(request.form, "unit_id", "واحد"), password=_form("password"), ip=request.remote_addr,
     ), "کاربر افزوده شد.")
 
 
@@ -151,7 +152,7 @@ def user_password(user_id: int) -> ResponseReturnValue:
 def user_role(user_id: int) -> ResponseReturnValue:
     """Change a user's role and unit."""
     return _change("admin.users", lambda s: svc.set_role(
-        s, current_user.id, user_id, _form("role"), optional_int(_form("unit_id")), ip=request.remote_addr,
+        s, current_user.id, user_id, _form("role"), params.field_id(request.form, "unit_id", "واحد"), ip=request.remote_addr,
     ), "نقش کاربر تغییر کرد.")
 
 
@@ -218,8 +219,8 @@ def add_topic() -> ResponseReturnValue:
     """Add a topic."""
     return _change("admin.topics", lambda s: svc.add_topic(
         s, current_user.id, code=_form("code"), line=_form("line"), name=_form("name"),
-        due_working_days=optional_int(_form("due_working_days")) or 0, unit_id=optional_int(_form("unit_id")),
-        ip=request.remote_addr,
+        due_working_days=params.form_int("due_working_days", what="مهلت") or 0,
+        unit_id=params.field_id(request.form, "unit_id", "واحد"), ip=request.remote_addr,
     ), "موضوع افزوده شد.")
 
 
@@ -228,8 +229,8 @@ def add_topic() -> ResponseReturnValue:
 def update_topic(topic_id: int) -> ResponseReturnValue:
     """Change a topic's deadline, unit or whether it is active."""
     return _change("admin.topics", lambda s: svc.update_topic(
-        s, current_user.id, topic_id, due_working_days=optional_int(_form("due_working_days")) or 0,
-        unit_id=optional_int(_form("unit_id")), active=_form("active") == "1", ip=request.remote_addr,
+        s, current_user.id, topic_id, due_working_days=params.form_int("due_working_days", what="مهلت") or 0,
+        unit_id=params.field_id(request.form, "unit_id", "واحد"), active=_form("active") == "1", ip=request.remote_addr,
     ), "موضوع به‌روز شد.")
 
 
@@ -237,7 +238,7 @@ def update_topic(topic_id: int) -> ResponseReturnValue:
 @roles_required(*ADMINS)
 def set_topic_deadline(topic_id: int) -> ResponseReturnValue:
     """Give one kind of message on a topic its own deadline (empty: follow the topic's again)."""
-    days = optional_int(_form("due_working_days"))  # empty: None; not a number: 400
+    days = params.form_int("due_working_days", what="مهلت")  # empty: None; not a number: 400
     return _change("admin.topics", lambda s: svc.set_kind_deadline(
         s, current_user.id, topic_id, kind=_form("kind"), due_working_days=days, ip=request.remote_addr,
     ), "مهلت به‌روز شد.")
@@ -263,9 +264,9 @@ def _calendar_page(error: str | None = None, form: Any = None) -> str:
 @roles_required(*ADMINS)
 def set_hours() -> ResponseReturnValue:
     """Set (or clear) one weekday's working hours."""
-    weekday = optional_int(_form("weekday"))
+    weekday = params.form_int("weekday", what="روز هفته", maximum=6)
     if weekday is None:
-        abort(400)
+        params.bad_parameter("روز هفته را انتخاب کنید.")
 
     def work(session: Session) -> None:
         opens = svc.parse_time(_form("opens")) if _form("opens").strip() else None

@@ -19,12 +19,15 @@ from ivr.models import Message, utcnow
 from ivr.services import api_tokens, screening
 from ivr.services import window as window_service
 from ivr.vocabulary import DEFAULT_DISTRICTS, LINES, MESSAGE_KINDS, NOT_REFERRED_REASONS, ROLES
-from web.screening import SCREENERS, classification_from, optional_int, typed_from
+from web import params
+from web.screening import SCREENERS, classification_from, typed_from
 from web.window import VIEWERS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+QUEUE_LIMIT_MAX = 200
 
 
 @dataclass(frozen=True)
@@ -135,8 +138,8 @@ def openapi() -> ResponseReturnValue:
 @api_roles(*SCREENERS)
 def queue() -> ResponseReturnValue:
     """New messages, oldest first."""
-    limit = min(max(optional_int(request.args.get("limit")) or 50, 1), 200)
-    offset = max(optional_int(request.args.get("offset")) or 0, 0)
+    limit = params.query_int("limit", what="limit", minimum=1, maximum=QUEUE_LIMIT_MAX) or 50
+    offset = params.query_int("offset", what="offset", maximum=params.MAX_OFFSET) or 0
     with transaction(_sessions(), readonly=True) as session:
         rows = screening.screening_queue(session, limit=limit, offset=offset)
         total = screening.queue_size(session)
@@ -313,7 +316,10 @@ _ERRORS = {
     "401": _json(_ref("Error"), "No valid bearer token"),
     "403": _json(_ref("Error"), "The token's user has no role allowed here"),
 }
-_MESSAGE_ID = [{"name": "message_id", "in": "path", "required": True, "schema": {"type": "integer"}}]
+_MESSAGE_ID = [{"name": "message_id", "in": "path", "required": True,
+                "schema": {"type": "integer", "minimum": 1, "maximum": params.MAX_ID}}]
+_NOT_FOUND = {"404": _json(_ref("Error"), "No such message")}
+_INVALID = {"400": _json(_ref("Error"), "Invalid fields")}
 
 
 def _op(summary: str, roles: tuple[str, ...], responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -350,15 +356,22 @@ def openapi_document(districts: int = DEFAULT_DISTRICTS) -> dict[str, Any]:
             "topic_id": nullable_int, "district": nullable_int, "unit_id": nullable_int, "summary": {"type": "string"},
         },
     }
+    string, nullable_string = {"type": "string"}, {"type": "string", "nullable": True}
+    stamp, nullable_stamp = {"type": "string", "format": "date-time"}, {**nullable_string, "format": "date-time"}
     message = {
         "type": "object",
+        "required": ["id", "tracking_code", "line", "kind", "source", "status", "created_at"],
         "properties": {
-            name: {"type": kind} for name, kind in (
-                ("id", "integer"), ("tracking_code", "string"), ("line", "string"), ("kind", "string"),
-                ("source", "string"), ("status", "string"), ("summary", "string"), ("created_at", "string"),
-            )
-        } | {"caller": {"type": "string", "nullable": True, "description": "Never given to managers"},
-             "referral": {"type": "object", "nullable": True}},
+            "id": {"type": "integer"}, "tracking_code": string, "line": {"type": "string", "enum": list(LINES)},
+            "kind": string, "source": string, "status": string, "topic_id": nullable_int, "district": nullable_int,
+            "unit_id": nullable_int, "summary": nullable_string, "body": nullable_string,
+            "caller": {**nullable_string, "description": "Never given to managers"},
+            "not_referred_reason": nullable_string, "duplicate_of_id": nullable_int, "created_at": stamp,
+            "claimed_by_id": nullable_int, "claim_expires_at": nullable_stamp,
+            "referral": {"type": "object", "nullable": True, "properties": {
+                "id": {"type": "integer"}, "unit_id": {"type": "integer"}, "manager_id": nullable_int,
+                "due_at": nullable_stamp}},
+        },
     }
     conflict = {"409": _json(_ref("Error"), "Claimed by someone else or already screened")}
     return {
@@ -378,9 +391,12 @@ def openapi_document(districts: int = DEFAULT_DISTRICTS) -> dict[str, Any]:
             "/screening/queue": {"get": _op(
                 "Screening queue, oldest first", SCREENERS,
                 {"200": _json({"type": "object", "properties": {"total": {"type": "integer"}, "total_cap": {"type": "integer"}, "items": {
-                    "type": "array", "items": {"type": "object"}}}}, "Queue page")},
-                parameters=[{"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 200}},
-                            {"name": "offset", "in": "query", "schema": {"type": "integer"}}],
+                    "type": "array", "items": {"type": "object"}}}}, "Queue page"),
+                 "400": _json(_ref("Error"), "limit or offset is not a whole number in range")},
+                parameters=[{"name": "limit", "in": "query",
+                             "schema": {"type": "integer", "minimum": 1, "maximum": QUEUE_LIMIT_MAX, "default": 50}},
+                            {"name": "offset", "in": "query",
+                             "schema": {"type": "integer", "minimum": 0, "maximum": params.MAX_OFFSET, "default": 0}}],
             )},
             "/messages": {"post": _op(
                 "Register a message typed during a live call", SCREENERS,
@@ -395,16 +411,17 @@ def openapi_document(districts: int = DEFAULT_DISTRICTS) -> dict[str, Any]:
             )},
             "/messages/{message_id}/claim": {"post": _op(
                 "Claim a message for screening (10 minutes)", SCREENERS,
-                {"200": _json(_ref("Message"), "Claimed"), **conflict}, parameters=_MESSAGE_ID,
+                {"200": _json(_ref("Message"), "Claimed"), **conflict, **_NOT_FOUND}, parameters=_MESSAGE_ID,
             )},
             "/messages/{message_id}/release": {"post": _op(
                 "Give up one's claim", SCREENERS,
-                {"200": _json({"type": "object", "properties": {"released": {"type": "boolean"}}}, "Done")},
+                {"200": _json({"type": "object", "properties": {"released": {"type": "boolean"}}}, "Done"),
+                 **_NOT_FOUND},
                 parameters=_MESSAGE_ID,
             )},
             "/messages/{message_id}/classify": {"post": _op(
                 "Classify and refer, or close as not referred", SCREENERS,
-                {"200": _json(_ref("Message"), "Saved"), "400": _json(_ref("Error"), "Invalid fields"), **conflict},
+                {"200": _json(_ref("Message"), "Saved"), **_INVALID, **conflict, **_NOT_FOUND},
                 parameters=_MESSAGE_ID,
                 requestBody={"required": True, "content": {"application/json": {"schema": _ref("Classification")}}},
             )},

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from datetime import date
 
-import jdatetime
 from flask import Blueprint, Flask, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 
 from ivr.db import transaction
-from ivr.identifiers import latin_digits
 from ivr.services.audit_search import AuditFilter, actions, search, users
+from web import params
 from web.auth import roles_required
 from web.home import add_nav
 
@@ -32,14 +31,7 @@ ACTION_NAMES = {
 
 def parse_jalali(text: str | None) -> date | None:
     """'۱۴۰۵/۰۹/۰۸' (or 1405-09-08) as a Gregorian date; None when empty or not a date."""
-    text = latin_digits((text or "").strip()).replace("-", "/")
-    parts = text.split("/")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
-        return None
-    try:
-        return jdatetime.date(int(parts[0]), int(parts[1]), int(parts[2])).togregorian()
-    except ValueError:
-        return None
+    return params.jalali_or_none(text)
 
 
 @bp.get("/")
@@ -48,19 +40,18 @@ def index() -> ResponseReturnValue:
     """The audit log, newest first, filtered by user, action and Jalali days."""
     from web import sessions
 
-    user_arg = request.args.get("user", "")
     since_text, until_text = request.args.get("since", ""), request.args.get("until", "")
     flt = AuditFilter(
-        user_id=int(user_arg) if user_arg.isdigit() else None,
+        user_id=params.query_id("user", "کاربر"),
         action=request.args.get("action") or None,
         since=parse_jalali(since_text),
         until=parse_jalali(until_text),
     )
     bad_dates = [t for t, d in ((since_text, flt.since), (until_text, flt.until)) if t.strip() and d is None]
-    page_arg = request.args.get("page", "")
+    page = params.query_page()
     settings = current_app.config["IVR_SETTINGS"]
     with transaction(sessions(current_app), readonly=True) as session:
-        result = search(session, flt, settings.timezone, page=int(page_arg) if page_arg.isdigit() else 1)
+        result = search(session, flt, settings.timezone, page=page)
         action_list, user_list = actions(session), users(session)
     return render_template(
         "audit/index.html", result=result, flt=flt, actions=action_list, users=user_list,

@@ -4,7 +4,6 @@ from __future__ import annotations
 from flask import (
     Blueprint,
     Flask,
-    abort,
     current_app,
     flash,
     redirect,
@@ -34,7 +33,7 @@ from ivr.services import audit
 from ivr.services.messages import MessageError
 from ivr.services.screening import topics_for
 from ivr.services.spooled import open_spool
-from web import jobs_of, sessions
+from web import jobs_of, params, sessions
 from web.auth import roles_required
 from web.home import add_nav
 
@@ -60,9 +59,9 @@ def scorecard() -> ResponseReturnValue:
     now = utcnow()
     try:
         month = parse_month(request.args["month"], tz) if request.args.get("month") else month_of(now, tz)
-        unit_id = request.args.get("unit", type=int)
-    except ValueError:
-        abort(400)
+    except ValueError as exc:
+        params.bad_parameter(str(exc))
+    unit_id = params.query_id("unit", "واحد")
     if current_user.role == "manager":
         unit_id = current_user.unit_id
     months = recent_months(month.start, tz, TREND_MONTHS)

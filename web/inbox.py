@@ -26,6 +26,7 @@ from ivr.services.inbox import (
     units_for_filter,
 )
 from ivr.services.replies import ReplyError, send_reply
+from web import params
 from web.audio import viewer_of
 from web.auth import roles_required
 from web.format import fa_digits
@@ -37,11 +38,6 @@ CONVERSION_SLOTS = "ivr_conversion_slots"
 STATE_NAMES = {"all": "همه", "open": "بی‌پاسخ", "answered": "پاسخ‌داده"}
 
 
-def _int_arg(name: str) -> int | None:
-    value = request.args.get(name, "")
-    return int(value) if value.isdigit() else None
-
-
 @bp.get("/")
 @roles_required("manager", "supervisor")
 def index() -> ResponseReturnValue:
@@ -49,14 +45,15 @@ def index() -> ResponseReturnValue:
     from web import sessions
 
     viewer = viewer_of(current_user)
-    unit_id = _int_arg("unit")
+    unit_id = params.query_id("unit", "واحد")
+    page = params.query_page()
     with transaction(sessions(current_app), readonly=True) as session:
         units = units_for_filter(session) if viewer.role == "supervisor" else []
         if viewer.role == "supervisor" and unit_id is None:
             return render_template("inbox/index.html", inbox=None, units=units, unit_id=None, **_names())
         try:
             inbox = list_inbox(session, viewer, unit_id, state=request.args.get("state", "all"),
-                               page=_int_arg("page") or 1)
+                               page=page)
         except InboxNotFound:
             abort(404)
     return render_template("inbox/index.html", inbox=inbox, units=units, unit_id=unit_id, **_names())

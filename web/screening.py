@@ -18,9 +18,10 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from ivr.db import transaction
-from ivr.identifiers import latin_digits, persian_digits
+from ivr.identifiers import persian_digits
 from ivr.models import utcnow
 from ivr.services import screening
+from web import params
 from web.auth import roles_required
 from web.home import add_nav
 
@@ -29,14 +30,9 @@ bp = Blueprint("screening", __name__, url_prefix="/screening")
 SCREENERS = ("operator", "supervisor")
 
 
-def optional_int(value: str | None) -> int | None:
-    """A form field as an int (Persian digits accepted); None when empty; 400 when not a number."""
-    text = latin_digits(value or "").strip()
-    if not text:
-        return None
-    if not text.lstrip("-").isdigit() or len(text) > 9:
-        abort(400)
-    return int(text)
+def optional_int(value: str | int | None) -> int | None:
+    """A form field as a whole number (Persian digits accepted); None when empty; a Persian 400 when not one."""
+    return params.number(value)
 
 
 def classification_from(form: Any) -> screening.Classification:
@@ -44,9 +40,9 @@ def classification_from(form: Any) -> screening.Classification:
     return screening.Classification(
         decision=str(form.get("decision") or ""),
         kind=str(form.get("kind") or ""),
-        topic_id=optional_int(str(form.get("topic_id") or "")),
-        district=optional_int(str(form.get("district") or "")),
-        unit_id=optional_int(str(form.get("unit_id") or "")),
+        topic_id=params.field_id(form, "topic_id", "موضوع"),
+        district=params.field_district(form),
+        unit_id=params.field_id(form, "unit_id", "واحد"),
         summary=str(form.get("summary") or ""),
         reason=str(form.get("reason") or "") or None,
         duplicate_of=str(form.get("duplicate_of") or "") or None,
@@ -60,9 +56,9 @@ def typed_from(form: Any) -> screening.TypedMessage:
         kind=str(form.get("kind") or ""),
         caller=str(form.get("caller") or ""),
         body=str(form.get("body") or ""),
-        topic_id=optional_int(str(form.get("topic_id") or "")),
-        district=optional_int(str(form.get("district") or "")),
-        unit_id=optional_int(str(form.get("unit_id") or "")),
+        topic_id=params.field_id(form, "topic_id", "موضوع"),
+        district=params.field_district(form),
+        unit_id=params.field_id(form, "unit_id", "واحد"),
         summary=str(form.get("summary") or ""),
     )
 
@@ -111,7 +107,7 @@ def _sessions() -> Any:
 @roles_required(*SCREENERS)
 def queue() -> ResponseReturnValue:
     """The screening queue, oldest first."""
-    page = max(1, optional_int(request.args.get("page")) or 1)
+    page = params.query_page()
     with transaction(_sessions(), readonly=True) as session:
         rows = screening.screening_queue(session, limit=50, offset=(page - 1) * 50)
         total = screening.queue_size(session)

@@ -127,7 +127,7 @@ def voice(line: str) -> ResponseReturnValue:
 def voice_step() -> ResponseReturnValue:
     """The caller's answer to the last TwiML (`n` numbers the step)."""
     n = request.args.get("n", "")
-    if not n.isdigit() or len(n) > 6:
+    if not (n.isascii() and n.isdigit()) or len(n) > 6:
         raise TwilioRequestError(400, "missing or malformed step number n")
     return _twiml(_web().voice.step(int(n), _form(), _path()))
 
@@ -159,7 +159,7 @@ def reply_notice_heard() -> ResponseReturnValue:
 
 def _reply_id() -> int:
     reply_id = request.args.get("reply_id", "")
-    if not reply_id.isdigit() or len(reply_id) > 12:
+    if not (reply_id.isascii() and reply_id.isdigit()) or len(reply_id) > 12:
         raise TwilioRequestError(400, "missing or malformed reply_id")
     return int(reply_id)
 

@@ -37,7 +37,6 @@ from sqlalchemy.orm import Session
 from ivr import vocabulary
 from ivr.analysis.rollups import MESSAGE_COUNTERS, NOT_REFERRED_COLUMNS
 from ivr.analysis.stats import benjamini_hochberg, poisson_sf
-from ivr.identifiers import latin_digits
 from ivr.models import (
     ROLLUP_NO_OUTCOME,
     CallHourMonthRollup,
@@ -49,6 +48,7 @@ from ivr.models import (
     Topic,
     Unit,
 )
+from ivr.parsing import ParseError, parse_jalali_date, parse_jalali_month
 from ivr.vocabulary import (
     CALL_OUTCOMES,
     KIND_LABELS,
@@ -64,6 +64,7 @@ MIN_COUNT = 5
 MIN_REMINDERS = 3
 MIN_MEAN = 0.5
 DEFAULT_DAYS = 30
+MAX_PERIOD_DAYS = 3653  # ten years
 MAX_HISTORY_MONTHS = 24
 # The outcome labels, plus the rollups' cell for calls still in progress.
 OUTCOME_LABELS = {**vocabulary.OUTCOME_LABELS, ROLLUP_NO_OUTCOME: "در جریان"}
@@ -143,23 +144,18 @@ def jalali(day: date) -> str:
 
 def parse_jalali(text: str) -> date:
     """A Jalali date typed as 1405/08/01 or 1405-08-01, Persian digits allowed."""
-    cleaned = latin_digits(text.strip()).replace("-", "/")
-    parts = cleaned.split("/")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
-        raise FilterError(f"تاریخ «{text}» درست نیست؛ مانند ۱۴۰۵/۰۸/۰۱ بنویسید.")
     try:
-        return jdatetime.date(int(parts[0]), int(parts[1]), int(parts[2])).togregorian()
-    except ValueError as exc:
-        raise FilterError(f"تاریخ «{text}» در تقویم نیست.") from exc
+        return parse_jalali_date(text)
+    except ParseError as exc:
+        raise FilterError(str(exc)) from exc
 
 
 def jalali_month(text: str) -> Period:
     """The Jalali month typed as 1405/08 (Persian digits allowed)."""
-    cleaned = latin_digits(text.strip()).replace("-", "/")
-    parts = cleaned.split("/")
-    if len(parts) != 2 or not all(p.isdigit() for p in parts) or not 1 <= int(parts[1]) <= 12:
-        raise FilterError(f"ماه «{text}» درست نیست؛ مانند ۱۴۰۵/۰۸ بنویسید.")
-    year, month = int(parts[0]), int(parts[1])
+    try:
+        year, month = parse_jalali_month(text)
+    except ParseError as exc:
+        raise FilterError(str(exc)) from exc
     start = jdatetime.date(year, month, 1)
     following = jdatetime.date(year + (month == 12), month % 12 + 1, 1)
     return Period(start.togregorian(), following.togregorian() - timedelta(days=1))
@@ -173,6 +169,9 @@ def parse_filters(
     start = parse_jalali(args["from"]) if args.get("from") else end - timedelta(days=DEFAULT_DAYS - 1)
     if start > end:
         raise FilterError("تاریخ شروع بعد از تاریخ پایان است.")
+    if (end - start).days >= MAX_PERIOD_DAYS:
+        # Daily tables have a row per day: two centuries were a 16 MB page and a 14-second export.
+        raise FilterError("بازه گزارش حداکثر ده سال است.")
     line = args.get("line") or None
     if line is not None and line not in LINES:
         raise FilterError(f"سامانه «{line}» وجود ندارد.")

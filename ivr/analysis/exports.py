@@ -1,4 +1,10 @@
-"""Any dashboard table as CSV (UTF-8 with a BOM, so Excel reads Persian) or XLSX (openpyxl, RTL)."""
+"""Any dashboard table as CSV (UTF-8 with a BOM, so Excel reads Persian) or XLSX (openpyxl, RTL).
+
+Text cells come partly from people (unit and topic names typed by administrators): one starting
+with `= + - @`, a tab or a carriage return would be a live formula in Excel or LibreOffice
+(`=HYPERLINK(...)`), so it is written with a leading `'` (OWASP's CSV-injection rule). Numbers
+stay numbers.
+"""
 from __future__ import annotations
 
 import csv
@@ -17,9 +23,19 @@ def export_name(table: Table, filters: Filters, extension: str) -> str:
     return f"{table.name}_{start}_{end}.{extension}"
 
 
-def _header_and_rows(table: Table) -> tuple[list[str], list[list[object]]]:
-    header = [c.label or c.key for c in table.columns]
-    rows = [[row.get(c.key) for c in table.columns] for row in table.rows]
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: object) -> object:
+    """`value` as a spreadsheet may show it: text that a spreadsheet would run as a formula gets a leading `'`."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _header_and_rows(table: Table) -> tuple[list[object], list[list[object]]]:
+    header = [safe_cell(c.label or c.key) for c in table.columns]
+    rows = [[safe_cell(row.get(c.key)) for c in table.columns] for row in table.rows]
     return header, rows
 
 
@@ -41,13 +57,17 @@ def to_xlsx(table: Table) -> bytes:
     assert sheet is not None
     sheet.title = table.name[:31]
     sheet.sheet_view.rightToLeft = True
-    sheet.append([table.title])
+    sheet.append([safe_cell(table.title)])
     sheet["A1"].font = Font(bold=True)
     sheet.append(header)
     for cell in sheet[2]:
         cell.font = Font(bold=True)
     for row in rows:
         sheet.append(row)
+    for line in sheet.iter_rows():
+        for cell in line:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"  # text is text: openpyxl would take any remaining '=…' as a formula
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

@@ -31,6 +31,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from ivr.models import Feedback, Message, Referral, Reminder, Reply, Unit, utcnow
+from ivr.parsing import parse_jalali_month
 
 W_ON_TIME, W_SATISFACTION, W_SPEED = 40.0, 30.0, 30.0
 PENALTY_REMINDER, PENALTY_OVERDUE = 5.0, 2.0
@@ -177,11 +178,8 @@ def month_of(moment: datetime, tz: ZoneInfo) -> JalaliMonth:
 
 
 def parse_month(key: str, tz: ZoneInfo) -> JalaliMonth:
-    """A month from "1405-09"; ValueError when malformed."""
-    year, sep, month = key.partition("-")
-    if not sep or not year.isdigit() or not month.isdigit():
-        raise ValueError(f"expected a Jalali month as YYYY-MM, got {key!r}")
-    return jalali_month(int(year), int(month), tz)
+    """A month from "1405-09"; ValueError (a ParseError with a Persian message) when malformed."""
+    return jalali_month(*parse_jalali_month(key), tz)
 
 
 def recent_months(now: datetime, tz: ZoneInfo, count: int = 6) -> list[JalaliMonth]:

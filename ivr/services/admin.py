@@ -23,8 +23,8 @@ from ivr.services.users import MIN_PASSWORD_LENGTH, UserError, add_user, end_ses
 from ivr.vocabulary import DEFAULT_DISTRICTS, LINE_KINDS, LINES, ROLES, UNIT_KINDS, district_range
 
 CODE_RE = re.compile(r"[a-z0-9_.-]{2,40}")
-_JALALI_RE = re.compile(r"(\d{4})[/-](\d{1,2})[/-](\d{1,2})")
-_TIME_RE = re.compile(r"(\d{1,2}):(\d{2})")
+_JALALI_RE = re.compile(r"([0-9]{4})[/-]([0-9]{1,2})[/-]([0-9]{1,2})")  # after latin_digits: not `\d`, which takes any script
+_TIME_RE = re.compile(r"([0-9]{1,2}):([0-9]{2})")
 
 
 class AdminError(ValueError):

@@ -17,7 +17,12 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from ivr.db import execute_dml
-from ivr.identifiers import InvalidIdentifier, latin_digits, normalize_phone, persian_digits
+from ivr.identifiers import (
+    InvalidIdentifier,
+    ascii_digits,
+    normalize_phone,
+    persian_digits,
+)
 from ivr.models import Call, Citizen, Message, Recording, Referral, Topic, Unit, User
 from ivr.services import audit
 from ivr.services.deadlines import answer_due_at
@@ -199,12 +204,12 @@ def release(session: Session, message_id: int, user_id: int, *, ip: str | None =
 
 
 def _find_original(session: Session, ref: str, message: Message) -> Message:
-    ref = latin_digits(ref.strip())
+    digits = ascii_digits(ref.strip())  # '²' passes str.isdigit() but not int()
     original = None
-    if ref.isdigit():
-        original = session.scalar(select(Message).where(Message.tracking_code == ref))
-        if original is None and len(ref) < 9:
-            original = session.get(Message, int(ref))
+    if digits is not None:
+        original = session.scalar(select(Message).where(Message.tracking_code == digits))
+        if original is None and len(digits) < 9:
+            original = session.get(Message, int(digits))
     if original is None:
         raise ScreeningError("پیام اصلی با این کد رهگیری پیدا نشد.")
     if original.id == message.id:

@@ -160,7 +160,7 @@ class TwilioVoice:
         if status == "completed" and not re.match(r"^https?://\S+$", url):
             raise TwilioRequestError(400, "a completed recording needs its RecordingUrl")
         duration = form.get("RecordingDuration", "")
-        duration_ms = int(duration) * 1000 if duration.isdigit() else None
+        duration_ms = int(duration) * 1000 if duration.isascii() and duration.isdigit() else None
         with transaction(self.factory) as s:
             row = calls.note_recording(s, sid, call_sid, duration_ms)
             if row.status != "pending":
@@ -258,7 +258,7 @@ class TwilioVoice:
             seconds = form.get("RecordingDuration", "0")
             ended_by: Literal["dtmf", "timeout", "hangup"] = (
                 "hangup" if digits == "hangup" else "dtmf" if digits else "timeout")
-            return Recorded(calls.recording_ref(sid), ended_by, int(seconds) * 1000 if seconds.isdigit() else 0)
+            return Recorded(calls.recording_ref(sid), ended_by, int(seconds) * 1000 if seconds.isascii() and seconds.isdigit() else 0)
         return Done()
 
 
