@@ -18,9 +18,12 @@ from sqlalchemy.orm import Session
 
 from ivr.config import Settings
 from ivr.identifiers import is_valid_tracking_code
+from ivr.infra.storage import AudioStore
 from ivr.models import Call, Message, Recording
+from ivr.services import screening
+from ivr.services.test_calls import purge_test_calls
 from ivr.speech import persian
-from tests.conftest import csrf_token, login
+from tests.conftest import csrf_token, login, run_cli
 from tests.fakes import press, speak, type_digits, write_speech_wav
 from tests.test_phone_journeys import agi, call, city  # noqa: F401 - fixtures and the AGI caller
 
@@ -219,3 +222,40 @@ def test_phone_parity_with_agi_on_the_137_journey(
     web_row = the_call(db, caller.answer)
     assert agi_row is not None and (agi_row.driver, web_row.driver) == ("agi", "test")
     assert row_facts(db, web_row) == row_facts(db, agi_row)
+
+
+def test_phone_test_calls_stay_out_of_the_screening_queue_and_are_purged_with_what_they_left(
+    caller: BrowserCaller, agi: Any, settings: Settings, db: Session  # noqa: F811
+) -> None:
+    real = call(agi, settings, [press("1"), press("3"), speak(2), press("#"), press("1")])
+    caller.start("1888")
+    caller.press("1")
+    caller.press("3")
+    caller.speak(2)
+    caller.press("1")
+    caller.hangup()
+    db.expire_all()
+    test_row = the_call(db, caller.answer)
+    (test_msg,) = db.scalars(select(Message).where(Message.call_id == test_row.id)).all()
+    (test_rec,) = test_msg.recordings
+    test_audio = AudioStore(settings.recordings_dir).path_of(test_rec.path)
+    assert test_audio.is_file()
+    queued = {r.id for r in screening.screening_queue(db)}
+    assert test_msg.id not in queued and len(queued) == 1 == screening.queue_size(db)
+    assert test_msg.id in {r.id for r in screening.screening_queue(db, include_test=True)}
+    assert screening.queue_size(db, include_test=True) == 2
+
+    purged = purge_test_calls(db)
+    db.commit()
+    assert purged.rows["calls"] == 1 and purged.rows["messages"] == 1 and purged.rows["recordings"] == 1
+    assert purged.audio == [test_rec.path]
+    db.expire_all()
+    assert db.scalars(select(Call.channel_id)).all() == [real.uniqueid]
+    assert len(db.scalars(select(Message)).all()) == 1
+    assert purge_test_calls(db).rows == {}
+
+
+def test_cli_calls_purge_test_on_an_empty_database(env: Path) -> None:
+    assert run_cli("db", "upgrade")[0] == 0
+    code, out, _ = run_cli("calls", "purge-test")
+    assert code == 0 and "test calls purged: nothing" in out

@@ -50,14 +50,14 @@ from ivr.flow.steps import (
     Transfer,
 )
 from ivr.infra.audio_convert import ReplyAudioError, ReplyAudioLimits, convert_reply_audio
-from ivr.models import LINES, utcnow
+from ivr.models import LINES, TEST_DRIVER, utcnow
 from ivr.runner import CallContext, CallRunner, Handover, Hold, Next, build_runner
 from ivr.services import twilio_calls as calls
 from ivr.services.call_log import CallRecord
 
 log = logging.getLogger(__name__)
 
-DRIVER = "test"  # calls.driver of a test call
+DRIVER = TEST_DRIVER  # calls.driver of a test call
 CALL_ID_PREFIX = "web-"
 CALL_ID_RE = re.compile(r"web-[0-9a-f]{32}")
 CALLER_RE = re.compile(r"\+?[0-9]{3,20}")
