@@ -93,7 +93,7 @@ class Suggestion:
     summary: str | None
 
 
-def _waiting(include_test: bool) -> Select[tuple[int]]:
+def _waiting(include_test: bool) -> Select[int]:
     """The new messages' ids; those left by test calls (the console's test phone) only when asked."""
     query = select(Message.id).where(Message.status == "new")
     if not include_test:

@@ -34,7 +34,7 @@ def purge_test_calls(session: Session) -> Purged:
     # Each test call's state between requests (the browser driver keeps it in twilio_calls' shape).
     result = session.execute(delete(TwilioCall).where(TwilioCall.call_sid.in_([c.channel_id for c in calls])))
     purged.rows[TwilioCall.__tablename__] = result.rowcount  # type: ignore[attr-defined]
-    _purge(session, Call.__table__, call_ids, purged, ())  # type: ignore[arg-type]
+    _purge(session, Call.__table__, call_ids, purged, ())
     return purged
 
 
