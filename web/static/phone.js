@@ -72,28 +72,35 @@
       if (i >= prompts.length) { done(); return; }
       var p = prompts[i++];
       line(p.text || p.name, "heard");
-      audio = new Audio(p.url);
-      audio.onended = next;
-      audio.onerror = next;  // a missing prompt is skipped, as Asterisk does
-      var played = audio.play();
-      if (played && played.catch) { played.catch(next); }
+      var a = new Audio(p.url);
+      var moved = false;
+      var once = function () { if (!moved && audio === a) { moved = true; next(); } };
+      audio = a;
+      a.onended = once;
+      a.onerror = once;  // a missing prompt is skipped, as Asterisk does
+      var played = a.play();
+      if (played && played.catch) { played.catch(once); }
     }
     next();
   }
 
   function beep(then) {
+    var done = false;
+    var go = function () { if (!done) { done = true; then(); } };
+    setTimeout(go, 400);  // a suspended audio context never ends the tone: recording starts anyway
     try {
       var ctx = new (window.AudioContext || window.webkitAudioContext)();
       var osc = ctx.createOscillator();
       osc.frequency.value = 1000;
       osc.connect(ctx.destination);
       osc.start(); osc.stop(ctx.currentTime + 0.25);
-      osc.onended = function () { ctx.close(); then(); };
-    } catch (e) { then(); }
+      osc.onended = function () { ctx.close(); go(); };
+    } catch (e) { go(); }
   }
 
   function handle(a) {
     cur = a; playedMs = 0; digits = ""; clearTimer();
+    root.dataset.n = a.n; root.dataset.do = a.do;  // where the call is (for people and tests reading the page)
     switch (a.do) {
       case "play":
         say("در حال پخش");
@@ -133,6 +140,7 @@
 
   function ended(text) {
     clearTimer(); stopAudio(); cur = null;
+    root.dataset.do = "end";
     say(text); line(text, "end");
     setInCall(false);
   }
@@ -164,6 +172,7 @@
     // The phone's rule: recording ends after `seconds` of silence once the caller has spoken.
     if (!seconds || !window.AudioContext) { return; }
     var ctx = new AudioContext();
+    if (ctx.state === "suspended") { ctx.resume(); }
     var analyser = ctx.createAnalyser();
     ctx.createMediaStreamSource(stream).connect(analyser);
     var buf = new Float32Array(analyser.fftSize);
