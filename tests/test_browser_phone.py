@@ -7,6 +7,7 @@ call runner as AGI and Twilio, and the rows are the same, with driver `test`.
 from __future__ import annotations
 
 import io
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session
 from ivr.config import Settings
 from ivr.identifiers import is_valid_tracking_code
 from ivr.infra.storage import AudioStore
-from ivr.models import Call, Message, Recording
+from ivr.models import Call, Message, Recording, UrbanCase
 from ivr.services import screening
 from ivr.services.test_calls import purge_test_calls
 from ivr.speech import persian
@@ -259,3 +260,25 @@ def test_cli_calls_purge_test_on_an_empty_database(env: Path) -> None:
     assert run_cli("db", "upgrade")[0] == 0
     code, out, _ = run_cli("calls", "purge-test")
     assert code == 0 and "test calls purged: nothing" in out
+
+
+def test_phone_key_4_speaks_an_imported_case(caller: BrowserCaller, db: Session) -> None:
+    db.add(UrbanCase(case_number="4455667", kind="article100", stage="hearing_scheduled", next_date=date(2024, 10, 6),
+                     verdict="fine", fine_rials=25_000_000))
+    db.commit()
+    caller.start("1888")
+    caller.press("4")
+    caller.press("2")
+    caller.type("4455667")
+    i = caller.heard.index("case_kind_article100")
+    assert caller.heard[i:i + 5] == ["case_kind_article100", "stage_hearing_scheduled", "case_next_date",
+                                     "day_15", "month_7"]
+    if caller.answer["do"] != "end":
+        caller.hangup()
+    assert the_call(db, caller.answer).outcome == "case_lookup"
+
+
+def test_phone_prompts_by_catalogue_name_only(caller: BrowserCaller) -> None:
+    assert caller.client.get("/phone/prompts/..%2Fsecret.wav").status_code == 404
+    assert caller.client.get("/phone/prompts/not_a_prompt.wav").status_code == 404
+    assert caller.client.get("/phone/audio/forged.wav").status_code == 404
