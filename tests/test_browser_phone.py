@@ -282,3 +282,17 @@ def test_phone_prompts_by_catalogue_name_only(caller: BrowserCaller) -> None:
     assert caller.client.get("/phone/prompts/..%2Fsecret.wav").status_code == 404
     assert caller.client.get("/phone/prompts/not_a_prompt.wav").status_code == 404
     assert caller.client.get("/phone/audio/forged.wav").status_code == 404
+
+
+def test_migration_0010_keeps_the_rollup_triggers_on_calls_on_sqlite(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from ivr.db import make_engine
+    from ivr.migrate import upgrade
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    upgrade(engine)
+    with engine.connect() as conn:
+        names = set(conn.scalars(text("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'calls'")))
+    engine.dispose()
+    assert names == {"rollup_calls_insert", "rollup_calls_delete", "rollup_calls_update"}
