@@ -254,6 +254,14 @@
     }).then(handle).catch(function (err) { say("خطا: " + err.message); setInCall(false); });
   });
   hangBtn.addEventListener("click", hangup);
+  window.addEventListener("pagehide", function () {
+    // Leaving the page hangs up, as closing a phone does (the token goes in the form: a beacon has no headers).
+    var a = cur || (rec && rec.answer);
+    if (!a || !navigator.sendBeacon) { return; }
+    var body = new FormData();
+    body.append("csrf_token", csrf);
+    navigator.sendBeacon(a.hangup_url, body);
+  });
   keyBtns.forEach(function (b) { b.addEventListener("click", function () { press(b.dataset.key); }); });
   document.addEventListener("keydown", function (e) {
     if (e.target && (e.target.tagName === "INPUT" || e.target.tagName === "SELECT")) { return; }
