@@ -296,3 +296,11 @@ def test_migration_0010_keeps_the_rollup_triggers_on_calls_on_sqlite(tmp_path: P
         names = set(conn.scalars(text("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'calls'")))
     engine.dispose()
     assert names == {"rollup_calls_insert", "rollup_calls_delete", "rollup_calls_update"}
+
+
+def test_phone_leaving_the_page_hangs_up_with_the_token_in_the_form(caller: BrowserCaller, db: Session) -> None:
+    answer = caller.start("1888")
+    resp = caller.client.post(answer["hangup_url"], data={"csrf_token": caller.csrf})  # what sendBeacon sends
+    assert resp.status_code == 200 and resp.get_json()["do"] == "end"
+    row = the_call(db, answer)
+    assert row.driver == "test" and row.ended_at is not None and row.outcome == "dropped"
