@@ -93,7 +93,7 @@ CREATE TABLE calls (
 	error TEXT,
 	CONSTRAINT pk_calls PRIMARY KEY (id),
 	CONSTRAINT ck_calls_outcome CHECK (outcome IN ('message_registered', 'follow_up', 'case_lookup', 'guidance', 'operator', 'dropped', 'nuisance', 'irrelevant', 'failed')),
-	CONSTRAINT ck_calls_driver CHECK (driver IN ('agi', 'twilio')),
+	CONSTRAINT ck_calls_driver CHECK (driver IN ('agi', 'twilio', 'test')),
 	CONSTRAINT fk_calls_line_code_lines FOREIGN KEY(line_code) REFERENCES lines (code),
 	CONSTRAINT uq_calls_channel_id UNIQUE (channel_id),
 	CONSTRAINT fk_calls_citizen_id_citizens FOREIGN KEY(citizen_id) REFERENCES citizens (id)

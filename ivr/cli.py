@@ -353,6 +353,33 @@ def _fail_lines(problems: list[str]) -> NoReturn:
 
 
 @main.group()
+def calls() -> None:
+    """Calls: the test calls made from the console's test phone (/phone/)."""
+
+
+@calls.command("purge-test")
+@click.pass_context
+@friendly
+def calls_purge_test(ctx: click.Context) -> None:
+    """Delete every test call with its messages, replies, feedback and stored audio."""
+    from ivr.db import make_sessionmaker, transaction
+    from ivr.infra.storage import AudioError, AudioStore
+    from ivr.services.test_calls import purge_test_calls
+
+    settings = _settings(ctx)
+    with transaction(make_sessionmaker(_engine(settings))) as session:
+        purged = purge_test_calls(session)
+    store = AudioStore(settings.recordings_dir)
+    for rel in purged.audio:  # after the commit: a failed purge never loses audio still in use
+        try:
+            store.path_of(rel).unlink(missing_ok=True)
+        except (AudioError, OSError) as exc:
+            click.echo(f"could not remove {rel}: {exc}", err=True)
+    counts = ", ".join(f"{n} {table}" for table, n in sorted(purged.rows.items()) if n) or "nothing"
+    click.echo(f"test calls purged: {counts}")
+
+
+@main.group()
 def spool() -> None:
     """Calls and messages waiting on disk (database down, or a message that could not be registered)."""
 

@@ -197,13 +197,18 @@ class Topic(Base):
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
 
 
+# "test": a call from the console's test phone (/phone/), left out of the screening queue by default.
+TEST_DRIVER = "test"
+CALL_DRIVERS = ("agi", "twilio", TEST_DRIVER)
+
+
 class Call(Base):
     """One phone call on a line, with the keys pressed and how it ended."""
 
     __tablename__ = "calls"
     __table_args__ = (
         CheckConstraint(_in("outcome", CALL_OUTCOMES), name="outcome"),
-        CheckConstraint(_in("driver", ("agi", "twilio")), name="driver"),
+        CheckConstraint(_in("driver", CALL_DRIVERS), name="driver"),
         Index(None, "line_code", "started_at"),
         Index(None, "citizen_id"),
         Index(None, "caller_number"),

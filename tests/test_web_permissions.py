@@ -176,6 +176,7 @@ def test_every_console_page_allows_exactly_its_audience(app) -> None:
         "screening.": ("operator", "supervisor"),
         "window.": ("operator", "supervisor"),
         "admin.": ("admin",),
+        "phone.": ("admin", "supervisor", "operator"),  # the test phone (issue 16)
     }
     for endpoint, view in app.view_functions.items():
         for prefix, roles in expected.items():

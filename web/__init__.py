@@ -27,6 +27,7 @@ from web.health import bp as health_bp
 from web.home import init_home
 from web.inbox import init_inbox
 from web.params import init_params
+from web.phone import init_phone
 from web.screening import init_screening
 from web.security import init_security
 from web.twilio import init_twilio
@@ -130,5 +131,6 @@ def _init_features(app: Flask) -> None:
     init_analysis(app)  # the analysis desk
     init_audit_log(app)
     init_admin(app)
+    init_phone(app)  # the test phone (/phone/)
     init_api(app)  # /api/v1 (bearer tokens, exempt from CSRF)
     init_twilio(app)  # after CSRFProtect: it exempts its signed webhooks from CSRF

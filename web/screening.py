@@ -108,9 +108,10 @@ def _sessions() -> Any:
 def queue() -> ResponseReturnValue:
     """The screening queue, oldest first."""
     page = params.query_page()
+    include_test = request.args.get("test") == "1"  # messages left from the test phone, only when asked
     with transaction(_sessions(), readonly=True) as session:
-        rows = screening.screening_queue(session, limit=50, offset=(page - 1) * 50)
-        total = screening.queue_size(session)
+        rows = screening.screening_queue(session, limit=50, offset=(page - 1) * 50, include_test=include_test)
+        total = screening.queue_size(session, include_test=include_test)
     return render_template(
         "screening/queue.html", rows=rows, total=total, page=page, now=utcnow(), cap=screening.QUEUE_COUNT_CAP
     )

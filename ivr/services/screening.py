@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from ivr.db import execute_dml
@@ -23,7 +23,7 @@ from ivr.identifiers import (
     normalize_phone,
     persian_digits,
 )
-from ivr.models import Call, Citizen, Message, Recording, Referral, Topic, Unit, User
+from ivr.models import TEST_DRIVER, Call, Citizen, Message, Recording, Referral, Topic, Unit, User
 from ivr.services import audit
 from ivr.services.deadlines import answer_due_at
 from ivr.services.messages import MessageError, register_message
@@ -98,11 +98,19 @@ class Suggestion:
     summary: str | None
 
 
-def screening_queue(session: Session, *, limit: int = 50, offset: int = 0) -> list[QueueRow]:
-    """New messages, oldest first, with the caller, audio length and who holds a claim."""
+def _waiting(include_test: bool) -> Select[int]:
+    """The new messages' ids; those left by test calls (the console's test phone) only when asked."""
+    query = select(Message.id).where(Message.status == "new")
+    if not include_test:
+        query = query.where(~select(Call.id).where(Call.id == Message.call_id, Call.driver == TEST_DRIVER).exists())
+    return query
+
+
+def screening_queue(session: Session, *, limit: int = 50, offset: int = 0,
+                    include_test: bool = False) -> list[QueueRow]:
+    """New messages, oldest first, with the caller, audio length and who holds a claim (test calls left out)."""
     page = (
-        select(Message.id)
-        .where(Message.status == "new")
+        _waiting(include_test)
         .order_by(Message.created_at, Message.id)
         .limit(limit)
         .offset(offset)
@@ -138,9 +146,9 @@ def screening_queue(session: Session, *, limit: int = 50, offset: int = 0) -> li
 QUEUE_COUNT_CAP = 10_000
 
 
-def queue_size(session: Session, *, cap: int = QUEUE_COUNT_CAP) -> int:
+def queue_size(session: Session, *, cap: int = QUEUE_COUNT_CAP, include_test: bool = False) -> int:
     """How many messages wait for screening, counted up to `cap` + 1 (more than `cap`: "over cap")."""
-    waiting = select(Message.id).where(Message.status == "new").limit(cap + 1).subquery()
+    waiting = _waiting(include_test).limit(cap + 1).subquery()
     return session.scalar(select(func.count()).select_from(waiting)) or 0
 
 
