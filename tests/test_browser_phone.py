@@ -91,6 +91,7 @@ def caller(app: Flask, make_user: Any, city: dict[str, int], tmp_path: Path) -> 
 
 def heard_code(heard: list[str], code: str) -> int:
     spoken = list(persian.digits(code))
+    heard = [name for name in heard if name != "code_gap"]  # the pauses between the code's groups
     return len([i for i in range(len(heard)) if heard[i:i + len(spoken)] == spoken])
 
 
@@ -272,7 +273,7 @@ def test_phone_key_4_speaks_an_imported_case(caller: BrowserCaller, db: Session)
     caller.type("4455667")
     i = caller.heard.index("case_kind_article100")
     assert caller.heard[i:i + 5] == ["case_kind_article100", "stage_hearing_scheduled", "case_next_date",
-                                     "day_15", "month_7"]
+                                     "day_15_e", "month_7"]
     if caller.answer["do"] != "end":
         caller.hangup()
     assert the_call(db, caller.answer).outcome == "case_lookup"

@@ -36,6 +36,7 @@ from ivr.models import LINES, User
 from ivr.prompts import catalogue_texts
 from ivr.runner import recording_ref
 from ivr.services import admin as admin_svc
+from web import params
 from web.auth import roles_required
 from web.extensions import sessions
 from web.home import add_nav
@@ -122,18 +123,18 @@ def step(call_id: str) -> ResponseReturnValue:
     """What the caller did for step `n`: a key, digits, a timeout, the end of the prompts or a recording."""
     if (request.content_length or 0) > MAX_UPLOAD_BYTES:
         abort(413)
-    n = request.form.get("n", "")
-    if not n.isdigit() or len(n) > 6:
+    n = params.form_int("n", what="شماره گام", maximum=999_999)
+    if n is None:
         raise PhoneRequestError(400, "missing or malformed step number n")
     form = {k: v for k, v in request.form.items() if k != "csrf_token"}
     upload = request.files.get("audio")
     if upload is None or not upload.filename:
-        return _answer(_web().phone.step(call_id, int(n), form, None, current_user.id))
+        return _answer(_web().phone.step(call_id, n, form, None, current_user.id))
     work = Path(tempfile.mkdtemp(prefix="phone-upload-"))
     try:
         path = work / "take.upload"
         upload.save(path)
-        return _answer(_web().phone.step(call_id, int(n), form, path, current_user.id))
+        return _answer(_web().phone.step(call_id, n, form, path, current_user.id))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -139,7 +139,7 @@ def render(call_id: str, step: Next, n: int) -> Answer:
 
 def _played_ms(form: Mapping[str, str]) -> int:
     raw = form.get("played_ms", "0")
-    return min(int(raw), 24 * 3600 * 1000) if raw.isdigit() and len(raw) <= 9 else 0
+    return min(int(raw), 24 * 3600 * 1000) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else 0
 
 
 class BrowserPhone:
