@@ -340,6 +340,30 @@ def _install_diagnostics() -> dict[str, list[tuple[float, float]]]:
     def _connect(dbapi_conn: Any, record: Any) -> None:
         times["db new connections"].append((0.0, 0.0))
 
+    from sqlalchemy.engine import Engine
+
+    # Round trips: every statement the server sends (by its first word, with its wall time),
+    # and the transactions it commits or rolls back. A pool checkout adds one more
+    # (`pool_pre_ping`) and, on PostgreSQL, a transaction its BEGIN.
+    @event.listens_for(Engine, "before_cursor_execute")
+    def _stmt_start(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        conn.info["bench_stmt"] = time.perf_counter()
+
+    @event.listens_for(Engine, "after_cursor_execute")
+    def _stmt_end(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        t = conn.info.pop("bench_stmt", None)
+        if t is not None:
+            word = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "?"
+            times[f"db statement {word}"].append((time.perf_counter() - t, 0.0))
+
+    @event.listens_for(Engine, "commit")
+    def _commit(conn: Any) -> None:
+        times["db transactions committed"].append((0.0, 0.0))
+
+    @event.listens_for(Engine, "rollback")
+    def _rollback(conn: Any) -> None:
+        times["db transactions rolled back"].append((0.0, 0.0))
+
     def gil_probe() -> None:  # how late a thread that asks for 1 ms gets to run again
         while True:
             w = time.perf_counter()
@@ -747,7 +771,7 @@ class ServerProcess:
             assert self.proc.stdin is not None and self.proc.stdout is not None
             self.proc.stdin.write(f"{cmd}\n".encode())
             await self.proc.stdin.drain()
-            line = await asyncio.wait_for(self.proc.stdout.readline(), 30)
+            line = await asyncio.wait_for(self.proc.stdout.readline(), 120)  # a loaded server answers late
         return json.loads(line) if line else None
 
     async def stop(self) -> None:
