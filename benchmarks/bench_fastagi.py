@@ -347,6 +347,10 @@ def _install_diagnostics() -> dict[str, list[tuple[float, float]]]:
     # (`pool_pre_ping`) and, on PostgreSQL, a transaction its BEGIN.
     @event.listens_for(Engine, "before_cursor_execute")
     def _stmt_start(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        dbapi = conn.connection.dbapi_connection
+        status = getattr(getattr(dbapi, "info", None), "transaction_status", None)
+        if getattr(dbapi, "autocommit", True) is False and status == 0:  # psycopg sends BEGIN first
+            times["db BEGIN (sent by psycopg)"].append((0.0, 0.0))
         conn.info["bench_stmt"] = time.perf_counter()
 
     @event.listens_for(Engine, "after_cursor_execute")
@@ -358,7 +362,8 @@ def _install_diagnostics() -> dict[str, list[tuple[float, float]]]:
 
     @event.listens_for(Engine, "commit")
     def _commit(conn: Any) -> None:
-        times["db transactions committed"].append((0.0, 0.0))
+        if getattr(conn.connection.dbapi_connection, "autocommit", False) is not True:  # else no COMMIT is sent
+            times["db COMMIT"].append((0.0, 0.0))
 
     @event.listens_for(Engine, "rollback")
     def _rollback(conn: Any) -> None:
@@ -1035,6 +1040,8 @@ async def run_step(plan: StepPlan, ctx: dict[str, Any]) -> StepReport:
             if not st2 or st2["active"] == 0:
                 break
             await asyncio.sleep(0.2)
+        # --diag: its counts once every call of the step has ended and been logged (per call below).
+        st_end = await server.ask("stats") if st is not None and "diag" in st else None
         await monitor.stop()
         probe.cancel()
         cpu_s, wall = monitor.cpu_window or (0.0, 1.0)
@@ -1046,7 +1053,7 @@ async def run_step(plan: StepPlan, ctx: dict[str, Any]) -> StepReport:
             active_mean=statistics.mean(active_in_window) if active_in_window else float("nan"),
             me_cpu=100 * (monitor.me_window or 0.0) / wall, loop_lag=lag,
             started_in_window=started_in_window, completed_in_window=completed_in_window,
-            log_errors=[], diag=(st or {}).get("diag", {}),
+            log_errors=[], diag=(st_end or st or {}).get("diag", {}),
         )
     finally:
         for t in list(tasks):
@@ -1112,7 +1119,8 @@ def print_report(r: StepReport) -> None:
         print("  client round trip p99 by the reply the server had just read: " +
               ", ".join(f"{k} {ms(q)} ms (n={c})" for q, k, c in slow[:5]))
     if r.diag:
-        print("  inside the server (--diag, whole step), wall ms p50 / p99 / max, thread-CPU ms p50 / p99:")
+        print("  inside the server (--diag, whole step and drain), wall ms p50 / p99 / max, thread-CPU ms p50 / p99"
+              f" ('db' lines: count per call started, {r.stats.started}):")
         for name, vals in sorted(r.diag.items()):
             wall = [v[0] for v in vals]
             cpu = [v[1] for v in vals]
@@ -1120,6 +1128,8 @@ def print_report(r: StepReport) -> None:
             line = f"    {name:<44} n={len(vals):<6} {ms(pct(wall, 50))} / {ms(pct(wall, 99))} / {ms(max(wall))}"
             if name.startswith("cmd:"):
                 line += f"   over {TARGET_P99_MS:g} ms: {over}"
+            elif name.startswith("db ") and r.stats.started:
+                line += f"   {len(vals) / r.stats.started:.2f} per call"
             elif any(cpu):
                 line += f"   cpu {ms(pct(cpu, 50))} / {ms(pct(cpu, 99))}"
             print(line)
