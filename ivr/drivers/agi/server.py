@@ -129,6 +129,17 @@ class AgiServer:
         """Calls in progress right now."""
         return len(self._calls)
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no call is in progress (every handler has returned, its call log written); False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._calls:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._calls_changed.wait(left)
+        return True
+
     def latency_samples(self) -> list[float]:
         """Recent per-command processing times in seconds (reply read → next command sent)."""
         return list(self._latencies.samples.copy())
