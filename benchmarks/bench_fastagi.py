@@ -75,6 +75,7 @@ if str(REPO) not in sys.path:
 
 LATENCY_SAMPLES = 65536  # AgiServer keeps this many newest samples
 TARGET_P99_MS = 10.0
+TARGET_CLOSE_P99_MS = 50.0  # the caller's last reply to the connection's close (Asterisk goes on)
 COMMAND_TIMEOUT = 30.0  # a call with no command for this long has stalled: failed
 STALL_AT_CUT = 5.0  # a call cut at the end of a step while waiting this long for a command: failed
 DEFAULT_PROMPT_SECONDS = 1.5
@@ -610,6 +611,7 @@ class StepStats:
     rtt: list[float] = field(default_factory=list)  # reply sent -> next command received (load window)
     rtt_by_prev: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     first_cmd: list[float] = field(default_factory=list)  # greeting sent -> first command
+    to_close: list[float] = field(default_factory=list)  # last reply sent -> the server closed (load window)
     commands: int = 0
     inflight: int = 0
     max_inflight: int = 0
@@ -658,6 +660,8 @@ async def run_call(host: str, port: int, journey: Journey, stats: StepStats, sca
                 error = f"stalled: no command for {COMMAND_TIMEOUT:.0f} s after {prev}"
                 break
             if not line:
+                if stats.in_window:
+                    stats.to_close.append(time.perf_counter() - sent)
                 break
             now = time.perf_counter()
             if not got_first:
@@ -1098,6 +1102,8 @@ def print_report(r: StepReport) -> None:
         (f"client round trip per command p50 / p99 / max (ms), n={len(s.rtt)}",
          f"{ms(pct(s.rtt, 50))} / {ms(pct(s.rtt, 99))} / {ms(max(s.rtt, default=nan))}"),
         ("greeting -> first command p50 / p99 (ms)", f"{ms(pct(s.first_cmd, 50))} / {ms(pct(s.first_cmd, 99))}"),
+        ("last reply -> connection closed p50 / p99 / max (ms)",
+         f"{ms(pct(s.to_close, 50))} / {ms(pct(s.to_close, 99))} / {ms(max(s.to_close, default=float('nan')))}"),
         ("server RSS MiB peak / at end of window (all its processes)", f"{r.rss_peak / 2**20:.0f} / {r.rss_load / 2**20:.0f}"),
         ("server CPU % avg in window / peak (100 % = one core)", f"{r.cpu_avg:.0f} / {r.cpu_peak:.0f}"),
         ("server threads, max (all its processes)", f"{r.threads_peak}"),
@@ -1204,7 +1210,8 @@ async def amain(args: argparse.Namespace) -> int:
                 verdict += f"; the p99 target is for 500 concurrent calls, this is {r.plan.rate:g} new calls/s"
             print(f"step {r.plan.name}: server p99 {p99:.2f} ms = {p99 / TARGET_P99_MS:.2f} x the "
                   f"{TARGET_P99_MS:g} ms target ({verdict}); max concurrent {r.stats.max_inflight}; "
-                  f"failed calls {r.stats.failed}")
+                  f"failed calls {r.stats.failed}; last reply -> close p99 {pct(r.stats.to_close, 99) * 1000:.2f} ms "
+                  f"(target {TARGET_CLOSE_P99_MS:g} ms)")
     return 1 if total_failed else 0
 
 
