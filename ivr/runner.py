@@ -16,6 +16,7 @@ when registering fails for any reason the audio is kept in the spool with the re
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -71,6 +72,10 @@ FAILED = "failed"  # an action result: it could not do its work (every action no
 MAX_HOLDS = 20  # Holds (of HOLD_SECONDS) a caller waits for background work before the apology
 HOLD_SECONDS = 1
 APOLOGY = ("sorry_technical",)
+# Call logs written at once per process: every call row updates the same rollup rows (the
+# hour's, the line's), so more writers only queue on their row locks holding connections.
+LOG_WRITERS = 2
+LOG_SLOT_WAIT = 5.0  # seconds a call log waits for a turn before it is written anyway
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,7 @@ class CallActions:
         self.clock = clock
         self.outcome_rank = tuple(outcome_rank if outcome_rank is not None else load_flow().outcome_rank)
         self.schedule = ScheduleCache()  # working hours and holidays, re-read every 30 s at most
+        self.log_slots = threading.BoundedSemaphore(LOG_WRITERS)
 
     def run(self, req: ActionRequest, ctx: CallContext) -> ActionResult:
         """Run the action named in `req`; unknown names are a definition error."""
@@ -461,6 +467,7 @@ class CallActions:
 
     def log_call(self, ctx: CallContext) -> None:
         """Write the call's row (one statement on PostgreSQL); into the spool if the database fails."""
+        turn = self.log_slots.acquire(timeout=LOG_SLOT_WAIT)
         try:
             with transaction(self.factory, single=True) as s:
                 save_call_row(s, ctx.record)
@@ -469,6 +476,9 @@ class CallActions:
                       exc_info=not isinstance(exc, DB_ERRORS))
             if not ctx.spooled:  # a file with messages already carries the call record
                 self.spool.put(ctx.record, [])
+        finally:
+            if turn:
+                self.log_slots.release()
 
     def keep_pending_recording(self, ctx: CallContext, state: CallState) -> None:
         """The caller hung up after speaking: a take neither kept nor discarded keeps the message."""
