@@ -75,6 +75,7 @@ if str(REPO) not in sys.path:
 
 LATENCY_SAMPLES = 65536  # AgiServer keeps this many newest samples
 TARGET_P99_MS = 10.0
+TARGET_CLOSE_P99_MS = 50.0  # the caller's last reply to the connection's close (Asterisk goes on)
 COMMAND_TIMEOUT = 30.0  # a call with no command for this long has stalled: failed
 STALL_AT_CUT = 5.0  # a call cut at the end of a step while waiting this long for a command: failed
 DEFAULT_PROMPT_SECONDS = 1.5
@@ -340,6 +341,35 @@ def _install_diagnostics() -> dict[str, list[tuple[float, float]]]:
     def _connect(dbapi_conn: Any, record: Any) -> None:
         times["db new connections"].append((0.0, 0.0))
 
+    from sqlalchemy.engine import Engine
+
+    # Round trips: every statement the server sends (by its first word, with its wall time),
+    # and the transactions it commits or rolls back. A pool checkout adds one more
+    # (`pool_pre_ping`) and, on PostgreSQL, a transaction its BEGIN.
+    @event.listens_for(Engine, "before_cursor_execute")
+    def _stmt_start(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        dbapi = conn.connection.dbapi_connection
+        status = getattr(getattr(dbapi, "info", None), "transaction_status", None)
+        if getattr(dbapi, "autocommit", True) is False and status == 0:  # psycopg sends BEGIN first
+            times["db BEGIN (sent by psycopg)"].append((0.0, 0.0))
+        conn.info["bench_stmt"] = time.perf_counter()
+
+    @event.listens_for(Engine, "after_cursor_execute")
+    def _stmt_end(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        t = conn.info.pop("bench_stmt", None)
+        if t is not None:
+            word = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "?"
+            times[f"db statement {word}"].append((time.perf_counter() - t, 0.0))
+
+    @event.listens_for(Engine, "commit")
+    def _commit(conn: Any) -> None:
+        if getattr(conn.connection.dbapi_connection, "autocommit", False) is not True:  # else no COMMIT is sent
+            times["db COMMIT"].append((0.0, 0.0))
+
+    @event.listens_for(Engine, "rollback")
+    def _rollback(conn: Any) -> None:
+        times["db transactions rolled back"].append((0.0, 0.0))
+
     def gil_probe() -> None:  # how late a thread that asks for 1 ms gets to run again
         while True:
             w = time.perf_counter()
@@ -581,6 +611,7 @@ class StepStats:
     rtt: list[float] = field(default_factory=list)  # reply sent -> next command received (load window)
     rtt_by_prev: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     first_cmd: list[float] = field(default_factory=list)  # greeting sent -> first command
+    to_close: list[float] = field(default_factory=list)  # last reply sent -> the server closed (load window)
     commands: int = 0
     inflight: int = 0
     max_inflight: int = 0
@@ -629,6 +660,8 @@ async def run_call(host: str, port: int, journey: Journey, stats: StepStats, sca
                 error = f"stalled: no command for {COMMAND_TIMEOUT:.0f} s after {prev}"
                 break
             if not line:
+                if stats.in_window:
+                    stats.to_close.append(time.perf_counter() - sent)
                 break
             now = time.perf_counter()
             if not got_first:
@@ -747,7 +780,7 @@ class ServerProcess:
             assert self.proc.stdin is not None and self.proc.stdout is not None
             self.proc.stdin.write(f"{cmd}\n".encode())
             await self.proc.stdin.drain()
-            line = await asyncio.wait_for(self.proc.stdout.readline(), 30)
+            line = await asyncio.wait_for(self.proc.stdout.readline(), 120)  # a loaded server answers late
         return json.loads(line) if line else None
 
     async def stop(self) -> None:
@@ -1011,6 +1044,8 @@ async def run_step(plan: StepPlan, ctx: dict[str, Any]) -> StepReport:
             if not st2 or st2["active"] == 0:
                 break
             await asyncio.sleep(0.2)
+        # --diag: its counts once every call of the step has ended and been logged (per call below).
+        st_end = await server.ask("stats") if st is not None and "diag" in st else None
         await monitor.stop()
         probe.cancel()
         cpu_s, wall = monitor.cpu_window or (0.0, 1.0)
@@ -1022,7 +1057,7 @@ async def run_step(plan: StepPlan, ctx: dict[str, Any]) -> StepReport:
             active_mean=statistics.mean(active_in_window) if active_in_window else float("nan"),
             me_cpu=100 * (monitor.me_window or 0.0) / wall, loop_lag=lag,
             started_in_window=started_in_window, completed_in_window=completed_in_window,
-            log_errors=[], diag=(st or {}).get("diag", {}),
+            log_errors=[], diag=(st_end or st or {}).get("diag", {}),
         )
     finally:
         for t in list(tasks):
@@ -1067,6 +1102,8 @@ def print_report(r: StepReport) -> None:
         (f"client round trip per command p50 / p99 / max (ms), n={len(s.rtt)}",
          f"{ms(pct(s.rtt, 50))} / {ms(pct(s.rtt, 99))} / {ms(max(s.rtt, default=nan))}"),
         ("greeting -> first command p50 / p99 (ms)", f"{ms(pct(s.first_cmd, 50))} / {ms(pct(s.first_cmd, 99))}"),
+        ("last reply -> connection closed p50 / p99 / max (ms)",
+         f"{ms(pct(s.to_close, 50))} / {ms(pct(s.to_close, 99))} / {ms(max(s.to_close, default=float('nan')))}"),
         ("server RSS MiB peak / at end of window (all its processes)", f"{r.rss_peak / 2**20:.0f} / {r.rss_load / 2**20:.0f}"),
         ("server CPU % avg in window / peak (100 % = one core)", f"{r.cpu_avg:.0f} / {r.cpu_peak:.0f}"),
         ("server threads, max (all its processes)", f"{r.threads_peak}"),
@@ -1088,7 +1125,8 @@ def print_report(r: StepReport) -> None:
         print("  client round trip p99 by the reply the server had just read: " +
               ", ".join(f"{k} {ms(q)} ms (n={c})" for q, k, c in slow[:5]))
     if r.diag:
-        print("  inside the server (--diag, whole step), wall ms p50 / p99 / max, thread-CPU ms p50 / p99:")
+        print("  inside the server (--diag, whole step and drain), wall ms p50 / p99 / max, thread-CPU ms p50 / p99"
+              f" ('db' lines: count per call started, {r.stats.started}):")
         for name, vals in sorted(r.diag.items()):
             wall = [v[0] for v in vals]
             cpu = [v[1] for v in vals]
@@ -1096,6 +1134,8 @@ def print_report(r: StepReport) -> None:
             line = f"    {name:<44} n={len(vals):<6} {ms(pct(wall, 50))} / {ms(pct(wall, 99))} / {ms(max(wall))}"
             if name.startswith("cmd:"):
                 line += f"   over {TARGET_P99_MS:g} ms: {over}"
+            elif name.startswith("db ") and r.stats.started:
+                line += f"   {len(vals) / r.stats.started:.2f} per call"
             elif any(cpu):
                 line += f"   cpu {ms(pct(cpu, 50))} / {ms(pct(cpu, 99))}"
             print(line)
@@ -1170,7 +1210,8 @@ async def amain(args: argparse.Namespace) -> int:
                 verdict += f"; the p99 target is for 500 concurrent calls, this is {r.plan.rate:g} new calls/s"
             print(f"step {r.plan.name}: server p99 {p99:.2f} ms = {p99 / TARGET_P99_MS:.2f} x the "
                   f"{TARGET_P99_MS:g} ms target ({verdict}); max concurrent {r.stats.max_inflight}; "
-                  f"failed calls {r.stats.failed}")
+                  f"failed calls {r.stats.failed}; last reply -> close p99 {pct(r.stats.to_close, 99) * 1000:.2f} ms "
+                  f"(target {TARGET_CLOSE_P99_MS:g} ms)")
     return 1 if total_failed else 0
 
 

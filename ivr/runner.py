@@ -16,10 +16,11 @@ when registering fails for any reason the audio is kept in the spool with the re
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -52,11 +53,12 @@ from ivr.services.call_log import CallRecord, save_call_row
 from ivr.services.feedback import FeedbackError, record_feedback
 from ivr.services.messages import (
     find_by_tracking_code,
+    find_for_phone,
     mark_reply_heard,
     phone_status,
     register_message,
 )
-from ivr.services.operators import operators_open
+from ivr.services.operators import Schedule, ScheduleCache, load_schedule, operators_open
 from ivr.services.spooled import open_spool
 from ivr.speech import persian
 from ivr.vocabulary import TRACKING_CODE_VARIABLE
@@ -70,6 +72,10 @@ FAILED = "failed"  # an action result: it could not do its work (every action no
 MAX_HOLDS = 20  # Holds (of HOLD_SECONDS) a caller waits for background work before the apology
 HOLD_SECONDS = 1
 APOLOGY = ("sorry_technical",)
+# Call logs written at once per process: every call row updates the same rollup rows (the
+# hour's, the line's), so more writers only queue on their row locks holding connections.
+LOG_WRITERS = 2
+LOG_SLOT_WAIT = 5.0  # seconds a call log waits for a turn before it is written anyway
 
 
 @dataclass(frozen=True)
@@ -177,6 +183,8 @@ class CallActions:
         self.spool = open_spool(settings)
         self.clock = clock
         self.outcome_rank = tuple(outcome_rank if outcome_rank is not None else load_flow().outcome_rank)
+        self.schedule = ScheduleCache()  # working hours and holidays, re-read every 30 s at most
+        self.log_slots = threading.BoundedSemaphore(LOG_WRITERS)
 
     def run(self, req: ActionRequest, ctx: CallContext) -> ActionResult:
         """Run the action named in `req`; unknown names are a definition error."""
@@ -323,8 +331,8 @@ class CallActions:
         if not is_valid_tracking_code(code):
             return ActionResult("invalid")
         try:
-            with transaction(self.factory) as s:
-                msg = find_by_tracking_code(s, code)
+            with transaction(self.factory, readonly=True, single=True) as s:
+                msg = find_for_phone(s, code)  # one query: the phone path's budget
                 if msg is None:
                     return ActionResult("unknown")
                 status = phone_status(msg)
@@ -374,7 +382,7 @@ class CallActions:
     def do_lookup_case(self, args: dict[str, str], ctx: CallContext) -> ActionResult:
         """Find an urban-planning or Article 100 case and say where it stands."""
         try:
-            with transaction(self.factory, readonly=True) as s:
+            with transaction(self.factory, readonly=True, single=True) as s:
                 case = case_service.find_case(s, args.get("kind", ""), args.get("number", ""))
                 if case is None:
                     return ActionResult("unknown")
@@ -389,12 +397,16 @@ class CallActions:
     def do_operator_available(self, args: dict[str, str], ctx: CallContext) -> ActionResult:
         """Are the operators staffed now? Falls back to the configured hours without a database."""
         now = self.clock()
+        tz, hours = self.settings.timezone, self.settings.operator_hours
         try:
-            with transaction(self.factory, readonly=True) as s:
-                is_open = operators_open(s, now, self.settings.timezone, self.settings.operator_hours)
+            is_open = self.schedule.get(now.astimezone(tz).date(), self._load_schedule).is_open(now, tz, hours)
         except DB_ERRORS:
-            is_open = operators_open(None, now, self.settings.timezone, self.settings.operator_hours)
+            is_open = operators_open(None, now, tz, hours)
         return ActionResult("open" if is_open else "closed")
+
+    def _load_schedule(self, today: date) -> Schedule:
+        with transaction(self.factory, readonly=True) as s:
+            return load_schedule(s, today)
 
     def do_check_district(self, args: dict[str, str], ctx: CallContext) -> ActionResult:
         """A district typed on the keypad must be one of the city's (1 to IVR_DISTRICTS)."""
@@ -426,6 +438,11 @@ class CallActions:
 
     def finish(self, ctx: CallContext) -> None:
         """Keep a message left before a hang-up, tidy recordings, and log the call, whatever fails."""
+        self.conclude(ctx)
+        self.log_call(ctx)
+
+    def conclude(self, ctx: CallContext) -> None:
+        """The end of a call before its log: keep a take left at the hang-up, spool, tidy recordings."""
         state = ctx.state
         if state is not None:
             try:
@@ -447,14 +464,21 @@ class CallActions:
                 Path(path).unlink(missing_ok=True)  # unused takes; kept ones were moved away
             except OSError:
                 log.warning("call %s: could not remove %s", ctx.cid, path)
+
+    def log_call(self, ctx: CallContext) -> None:
+        """Write the call's row (one statement on PostgreSQL); into the spool if the database fails."""
+        turn = self.log_slots.acquire(timeout=LOG_SLOT_WAIT)
         try:
-            with transaction(self.factory) as s:
+            with transaction(self.factory, single=True) as s:
                 save_call_row(s, ctx.record)
         except Exception as exc:
             log.error("call %s: call log not saved, spooling it: %s", ctx.cid, exc,
                       exc_info=not isinstance(exc, DB_ERRORS))
             if not ctx.spooled:  # a file with messages already carries the call record
                 self.spool.put(ctx.record, [])
+        finally:
+            if turn:
+                self.log_slots.release()
 
     def keep_pending_recording(self, ctx: CallContext, state: CallState) -> None:
         """The caller hung up after speaking: a take neither kept nor discarded keeps the message."""
@@ -588,11 +612,14 @@ class CallRunner:
     # ---- the AGI driver's loop -----------------------------------------------------
 
     def run(self, telephone: Telephone, record: CallRecord, *, entry: str | None = None,
-            first: tuple[CallState, Event | Exception] | None = None) -> CallContext:
+            first: tuple[CallState, Event | Exception] | None = None,
+            release: Callable[[], None] | None = None) -> CallContext:
         """Run one call to its end over a telephone that performs one instruction at a time; always logs it.
 
         `first`: the driver already started the engine and performed its first
         instruction (classic AGI): the state, and the event (or error) it ended with.
+        `release`: lets the line go (FastAGI: closes the connection, so Asterisk goes on
+        with the dialplan); called once nothing more is said, before the call log is written.
         """
         if first is not None:
             ctx = self.adopt(record, first[0])
@@ -616,14 +643,34 @@ class CallRunner:
                     continue
                 step = self.advance(ctx, event)
         finally:
-            self.finish(ctx)
-            if ctx.late_code:
-                # Kept after the hang-up: the dialplan's hang-up handler still reads it.
-                try:
-                    telephone.perform(SetVariable(name=TRACKING_CODE_VARIABLE, value=ctx.late_code))
-                except Exception:
-                    log.warning("call %s: could not set TRACKING_CODE after the hang-up", ctx.cid)
+            self._end(ctx, telephone, release)
         return ctx
+
+    def _end(self, ctx: CallContext, telephone: Telephone, release: Callable[[], None] | None) -> None:
+        """`finish` for a looping driver: the line is let go before the call log is written (nothing waits for it)."""
+        try:
+            self.actions.conclude(ctx)
+        except Exception:
+            log.exception("call %s: could not be concluded", ctx.cid)
+        if ctx.late_code:
+            # Kept after the hang-up: the dialplan's hang-up handler still reads it.
+            try:
+                telephone.perform(SetVariable(name=TRACKING_CODE_VARIABLE, value=ctx.late_code))
+            except Exception:
+                log.warning("call %s: could not set TRACKING_CODE after the hang-up", ctx.cid)
+        if release is not None:
+            try:
+                release()
+            except Exception:
+                log.warning("call %s: could not release the line", ctx.cid, exc_info=True)
+        self._log_call(ctx)
+
+    def _log_call(self, ctx: CallContext) -> None:
+        """The call log of a concluded call; never raises."""
+        try:
+            self.actions.log_call(ctx)
+        except Exception:
+            log.exception("call %s: could not be logged", ctx.cid)
 
     # ---- inside ------------------------------------------------------------------------
 

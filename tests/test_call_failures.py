@@ -85,6 +85,7 @@ def agi_call(server: AgiServer, settings: Settings, script: list[Any], line: str
         incoming_root=settings.data_dir, idle_limit=60,
     )
     run_fake_call_tcp(*server.address, fake, timeout=20)
+    assert server.wait_idle(10)  # the call log is written after the connection is closed
     return fake
 
 

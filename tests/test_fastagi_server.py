@@ -159,6 +159,25 @@ def test_server_closes_the_socket_as_soon_as_the_handler_returns(settings: Setti
     assert call.variables == {"IVR_NEXT": "goodbye"}
 
 
+def test_server_released_call_is_closed_before_the_handler_finishes(settings: Settings) -> None:
+    finished = threading.Event()
+
+    def release_then_log(channel: AgiChannel) -> None:
+        channel.set_variable("IVR_NEXT", "goodbye")
+        channel.release()  # type: ignore[attr-defined]  # the server's channel: Asterisk may go on
+        time.sleep(1.5)  # the call log, written after the caller has gone
+        finished.set()
+
+    call = FakeAsteriskCall([])
+    with running(settings, release_then_log) as server:
+        started = time.monotonic()
+        run_fake_call_tcp(*server.address, call, timeout=5)
+        assert call.closed and not call.reset and not finished.is_set()
+        assert call.closed_at is not None and call.closed_at - started < 1.0
+        assert call.variables == {"IVR_NEXT": "goodbye"}
+        assert finished.wait(5)
+
+
 # ---- limits and shutdown --------------------------------------------------------------
 
 

@@ -82,6 +82,7 @@ def call(server: AgiServer, settings: Settings, script: list, line: str = "1888"
         idle_limit=60,
     )
     run_fake_call_tcp(*server.address, fake, timeout=20)
+    assert server.wait_idle(10)  # the call log is written after the connection is closed
     return fake
 
 
@@ -362,6 +363,7 @@ def test_journey_second_session_after_unanswered_queue_keeps_both_messages(agi: 
         idle_limit=60,
     )
     run_fake_call_tcp(*agi.address, again, timeout=20)
+    assert agi.wait_idle(10)
     assert again.heard[0] == "operator_closed_leave_message"
     codes = {first.variables["TRACKING_CODE"], again.variables["TRACKING_CODE"]}
     assert len(codes) == 2
@@ -403,6 +405,7 @@ def _followup(agi: AgiServer, settings: Settings, code: str, script: list, reply
         idle_limit=60,
     )
     run_fake_call_tcp(*agi.address, fake, timeout=20)
+    assert agi.wait_idle(10)
     return fake
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from ivr.identifiers import (
     InvalidIdentifier,
@@ -18,7 +18,7 @@ from ivr.identifiers import (
     normalize_phone,
 )
 from ivr.infra.storage import StoredAudio
-from ivr.models import Citizen, Message, Recording, Reply, Topic, utcnow
+from ivr.models import Citizen, Message, Recording, Referral, Reply, Topic, utcnow
 from ivr.speech import persian
 from ivr.vocabulary import (
     DEFAULT_DISTRICTS,
@@ -188,6 +188,19 @@ def find_by_tracking_code(session: Session, code: str) -> Message | None:
     """The message with this tracking code (Persian digits accepted), or None."""
     code = latin_digits(code.strip())
     return session.scalar(select(Message).where(Message.tracking_code == code))
+
+
+def find_for_phone(session: Session, code: str) -> Message | None:
+    """`find_by_tracking_code` with what `phone_status` reads (referrals, units, replies, recordings) in one query."""
+    code = latin_digits(code.strip())
+    return session.scalars(
+        select(Message)
+        .where(Message.tracking_code == code)
+        .options(
+            joinedload(Message.referrals).joinedload(Referral.unit),
+            joinedload(Message.replies).joinedload(Reply.recordings),
+        )
+    ).unique().one_or_none()
 
 
 @dataclass(frozen=True)

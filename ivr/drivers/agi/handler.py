@@ -100,7 +100,8 @@ def build_call_handler(
             return
         line, args = line_from_env(env)  # UnknownLine → the server's apology and operator path
         record = _record(channel_id, line, caller, now)
-        runner.run(telephone, record, entry=_entry(args))
+        # The FastAGI server's channel can be let go before the call log is written.
+        runner.run(telephone, record, entry=_entry(args), release=getattr(channel, "release", None))
 
     return handle
 

@@ -4,7 +4,8 @@ One thread per call, each with its own `AgiChannel`, handed to the handler the c
 supplies (the call flow). Every call is isolated: an exception in one call is logged,
 that caller hears an apology and is sent to the operator, and no other call notices.
 The connection is closed as soon as the handler returns, because the channel stays in
-the AGI until we close it.
+the AGI until we close it; a handler may close it earlier (`release`, on the channel it
+is given) and finish work that nothing in the call waits for, such as the call log.
 """
 from __future__ import annotations
 
@@ -128,6 +129,17 @@ class AgiServer:
         """Calls in progress right now."""
         return len(self._calls)
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no call is in progress (every handler has returned, its call log written); False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._calls:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._calls_changed.wait(left)
+        return True
+
     def latency_samples(self) -> list[float]:
         """Recent per-command processing times in seconds (reply read → next command sent)."""
         return list(self._latencies.samples.copy())
@@ -207,7 +219,9 @@ class AgiServer:
         channel: AgiChannel | None = None
         try:
             try:
-                channel = AgiChannel.from_socket(conn, latency_hook=self._latencies)
+                channel = _ServedChannel.from_socket(conn, latency_hook=self._latencies)
+                assert isinstance(channel, _ServedChannel)
+                channel.conn = conn
             except Exception as exc:  # garbled greeting, reset: this connection only
                 log.warning("AGI connection from %s: no usable greeting: %s", addr, exc)
                 return
@@ -269,6 +283,18 @@ class AgiServer:
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown(0)
+
+
+class _ServedChannel(AgiChannel):
+    """A FastAGI channel the handler can let go before it returns (`release`)."""
+
+    conn: socket.socket | None = None
+
+    def release(self) -> None:
+        """Close the connection now: Asterisk goes on with the dialplan while the handler finishes (the call log)."""
+        self.close()
+        if self.conn is not None:
+            _close(self.conn)
 
 
 def _close(conn: socket.socket) -> None:
