@@ -116,6 +116,9 @@ def test_login_next_with_control_characters_or_other_hosts_goes_home(client, mak
     username, password = make_user("operator")
     resp = client.post(f"/login?next={target}",
                        data={"username": username, "password": password, "csrf_token": csrf_token(client)})
+    if "%00" in target:  # a NUL anywhere in a request is refused before any view (web/params.py)
+        assert resp.status_code == 400 and "Location" not in resp.headers
+        return
     assert resp.status_code == 302 and resp.headers["Location"] == "/"
 
 
