@@ -557,8 +557,9 @@ def make_journey(rng: random.Random, seed: Seed) -> Journey:
     if r < 0.82:  # follow-up of an earlier message by its tracking code
         if rng.random() < 0.2:
             code = rng.choice(seed.codes_reply)
-            # status, "a reply follows", the manager's reply, then 1 (satisfied) or 2 during the question
-            script = [*menu, press("2"), type_digits(code + "#"), wait(), wait(), wait(), press(rng.choice("12"))]
+            # The status (keys ignored, however many prompts it has), "a reply follows", the reply (a key skips
+            # it), then the question: the caller keeps pressing 1 (satisfied) or 2 until it is answered.
+            script = [*menu, press("2"), type_digits(code + "#"), *[press(rng.choice("12"))] * 12]
 
             def check(c: Any) -> str | None:
                 if not {"feedback_thanks", "feedback_dissatisfied"} & set(c.heard):
