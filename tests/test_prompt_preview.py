@@ -134,7 +134,7 @@ def test_browser_prompt_preview_plays_a_date(page, live_server) -> None:
     with page.expect_response(lambda r: "prompt-preview.wav" in r.url) as wav:
         page.click("#preview-form button[type=submit]")
     assert wav.value.status == 200 and wav.value.headers["content-type"] == "audio/wav"
-    page.wait_for_function("document.getElementById('preview-result').textContent.includes('day_15_e')")
+    page.wait_for_function("() => document.getElementById('preview-result').textContent.includes('day_15_e')")
     page.fill("#preview-form input[name=value]", "1403/13/40")
     page.click("#preview-form button[type=submit]")
-    page.wait_for_function("document.getElementById('preview-result').textContent.includes('تاریخ')")
+    page.wait_for_function("() => document.getElementById('preview-result').textContent.includes('تاریخ')")
